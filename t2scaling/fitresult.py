@@ -1,0 +1,89 @@
+"""The Fit JSON contract (DESIGN.md §5): what every fitter writes and every consumer (frontier, plots) reads."""
+
+import dataclasses
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from t2scaling import __version__
+from t2scaling.laws import get_law
+
+
+@dataclasses.dataclass
+class FitResult:
+    law: str  # name in the law registry
+    params: dict  # natural parameters, keyed by the law's param_names
+    task: str = ""
+    intervals: dict = dataclasses.field(default_factory=dict)  # name -> [lo, hi] (bootstrap percentiles)
+    derived: dict = dataclasses.field(default_factory=dict)  # e.g. n_star_exponent = beta/(alpha+beta)
+    bootstrap_params: list = dataclasses.field(default_factory=list)  # one params dict per replicate
+    objective: float = float("nan")
+    r2: float = float("nan")
+    n_points: int = 0
+    restarts: int = 0
+    converged: bool = False
+    seconds: float = 0.0
+    input_hash: str = ""
+    options: dict = dataclasses.field(default_factory=dict)
+    k_grid: list = dataclasses.field(default_factory=list)
+    version: str = __version__
+
+    def __post_init__(self):
+        law = get_law(self.law)
+        missing = [p for p in law.param_names if p not in self.params]
+        if missing:
+            raise ValueError(f"fit for law {self.law!r} lacks parameters {missing}; refit or fix the JSON")
+        self.params = {p: float(self.params[p]) for p in law.param_names}
+
+    @property
+    def model(self):
+        return get_law(self.law)
+
+    @property
+    def metric(self):
+        return self.model.metric
+
+    def predict(self, N, D, k=1.0, params=None):
+        """Predicted metric (loss in nats or accuracy in [0, 1]) at N params, D tokens, k samples."""
+        return self.model.predict(self.params if params is None else params, N, D, k)
+
+    def to_dict(self):
+        out = dataclasses.asdict(self)
+        out["metric"] = self.metric
+        return out
+
+    def to_json(self, path):
+        """Write atomically (temp file + rename) so a killed job never leaves a half-written fit."""
+        text = json.dumps(self.to_dict(), indent=2, default=_jsonable)
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as fh:
+            fh.write(text + "\n")
+        os.replace(fh.name, path)
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to fit JSON")
+
+
+def load_fit(path):
+    """Read a Fit JSON written by `FitResult.to_json`."""
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid fit JSON ({err}); re-run the fit that wrote it") from err
+    data.pop("metric", None)
+    fields = {f.name for f in dataclasses.fields(FitResult)}
+    unknown = set(data) - fields
+    if unknown:
+        raise ValueError(f"{path}: unknown fit JSON fields {sorted(unknown)}")
+    if "law" not in data or "params" not in data:
+        raise ValueError(f"{path}: fit JSON needs 'law' and 'params'")
+    return FitResult(**data)

@@ -1,0 +1,26 @@
+rule train:
+    input:
+        train="results/data/train.npy",
+        val="results/data/val.npy",
+        tokenizer="results/data/tokenizer",
+        library=library("train"),
+    output:
+        directory("results/checkpoints/{cell}"),
+    params:
+        cell=cell_params,
+        model=config["model"],
+        training=config["training"],
+        val_tokens=config["evaluation"]["val_tokens"],
+    threads: config["training"]["threads"]
+    resources:
+        gpu=config["training"]["gpus"],
+        runtime=config["training"]["runtime_min"],
+        mem_mb=config["training"]["mem_mb"],
+    log:
+        "logs/train/{cell}.log",
+    benchmark:
+        "benchmarks_out/train/{cell}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/train.py"

@@ -1,0 +1,85 @@
+"""The checkpoint grid: which (width, depth, D) cells an experiment trains (DESIGN.md §4.2).
+
+Cells come statically from config — isoFLOP levels x model shapes inside a tokens-per-parameter window, plus
+explicit extra cells — so Snakemake's dry runs are exact. Torch-free: the DAG is built from this module.
+"""
+
+import dataclasses
+import math
+import re
+
+from t2scaling.flops import model_counts
+
+CELL_PATTERN = re.compile(r"^w(\d+)-l(\d+)-d(\d+)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    width: int
+    depth: int
+    tokens: int  # D, a whole number of optimizer steps
+    N: int  # total params (Porian convention)
+    isoflop: float = 0.0  # the grid level this cell came from; 0 for extra cells
+
+    @property
+    def name(self):
+        return f"w{self.width}-l{self.depth}-d{self.tokens}"
+
+    @property
+    def shape(self):
+        return f"w{self.width}-l{self.depth}"
+
+    @property
+    def tokens_per_param(self):
+        return self.tokens / self.N
+
+    @property
+    def c_train(self):
+        return 6.0 * self.N * self.tokens
+
+
+def tokens_per_step(config):
+    return config["training"]["batch_size"] * config["model"]["seq_len"]
+
+
+def counts_for(config, width, depth):
+    m = config["model"]
+    return model_counts(width, depth, config["corpus"]["vocab_size"], m["seq_len"],
+                        head_dim=m["head_dim"], ffn_multiple=m["ffn_multiple"])
+
+
+def _whole_steps(tokens, step):
+    return max(1, round(tokens / step)) * step
+
+
+def grid_cells(config):
+    """All trained cells, sorted by (width, depth, tokens); duplicates (same name) appear once."""
+    g = config["grid"]
+    step = tokens_per_step(config)
+    lo, hi = g["tokens_per_param"]
+    cells = {}
+    for shape in g["shapes"]:
+        n = counts_for(config, shape["width"], shape["depth"])["N"]
+        for c in g["isoflops"]:
+            tokens = _whole_steps(c / (6.0 * n), step)
+            if lo <= tokens / n <= hi:
+                cell = Cell(shape["width"], shape["depth"], tokens, n, float(c))
+                cells.setdefault(cell.name, cell)
+    for extra in g["extra_cells"]:
+        n = counts_for(config, extra["width"], extra["depth"])["N"]
+        cell = Cell(extra["width"], extra["depth"], _whole_steps(extra["tokens"], step), n)
+        cells.setdefault(cell.name, cell)
+    return sorted(cells.values(), key=lambda c: (c.width, c.depth, c.tokens))
+
+
+def parse_cell(name):
+    match = CELL_PATTERN.match(name)
+    if not match:
+        raise ValueError(f"cell name {name!r} is not of the form w<width>-l<depth>-d<tokens>")
+    return tuple(int(x) for x in match.groups())
+
+
+def log_spaced(lo, hi, steps):
+    """`steps` log-spaced values from lo to hi inclusive (budgets in FLOPs)."""
+    a, b = math.log10(lo), math.log10(hi)
+    return [10 ** (a + (b - a) * i / (steps - 1)) for i in range(steps)]

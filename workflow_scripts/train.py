@@ -1,0 +1,51 @@
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)
+from _setup import start
+
+log = start(snakemake)
+import os
+import subprocess
+from pathlib import Path
+
+cell, model, training = snakemake.params.cell, snakemake.params.model, snakemake.params.training
+kwargs = dict(
+    cell_id=cell["cell_id"],
+    width=cell["width"],
+    depth=cell["depth"],
+    tokens=cell["tokens"],
+    train_tokens_path=snakemake.input.train,
+    val_tokens_path=snakemake.input.val,
+    tokenizer_dir=snakemake.input.tokenizer,
+    seq_len=model["seq_len"],
+    head_dim=model["head_dim"],
+    ffn_multiple=model["ffn_multiple"],
+    batch_size=training["batch_size"],
+    lr=training["lr"],
+    betas=(training["beta1"], training["beta2"]),
+    weight_decay=training["weight_decay"],
+    grad_clip=training["grad_clip"],
+    z_loss=training["z_loss"],
+    seed=training.get("seed", 0),
+    device=training["device"],
+    compile=training["compile"],
+    threads=snakemake.threads,
+    val_max_tokens=snakemake.params.val_tokens,
+    # Undeclared scratch: survives a killed job so the rerun resumes instead of restarting.
+    scratch_dir=str(Path("results/scratch") / cell["cell_id"]),
+    log_path=str(Path(snakemake.log[0]).with_suffix(".jsonl")),
+)
+out_dir = snakemake.output[0]
+if training["gpus"] > 1:
+    # Multi-GPU: one DDP process per GPU through torchrun; the CLI takes the same settings.
+    from t2scaling.train import cli_args
+
+    cmd = ["torchrun", "--standalone", f"--nproc_per_node={training['gpus']}", "-m", "t2scaling.cli", "train",
+           "--out", out_dir, *cli_args(**kwargs)]
+    log.info("launching %s", " ".join(cmd))
+    subprocess.run(cmd, check=True, stderr=sys.stderr, stdout=sys.stderr, env=os.environ)
+else:
+    from t2scaling.train import train_cell
+
+    meta = train_cell(out_dir, **kwargs)
+    log.info("trained %s: D = %s tokens, val loss %.4f nats/token", cell["cell_id"], meta["D"], meta["val_loss"])

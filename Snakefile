@@ -3,7 +3,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The embedded default, unless --configfile names another experiment (which then replaces it whole rather
+# than merging into it: a smaller task set must not inherit the default's tasks).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 report: "report/workflow.rst"
@@ -19,6 +23,6 @@ include: "rules/plots.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
-    default_target: True

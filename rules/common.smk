@@ -90,7 +90,9 @@ def checkpoint_ref(wildcards):
 
 
 def task_evals(wildcards):
-    return expand("results/eval/{task}/{cell}.parquet", task=wildcards.task, cell=CHECKPOINTS)
+    return expand(
+        "results/eval/{task}/{cell}.parquet", task=wildcards.task, cell=CHECKPOINTS
+    )
 
 
 def task_imports(wildcards):
@@ -102,12 +104,19 @@ def trained_checkpoints(wildcards):
 
 
 def task_fits(wildcards):
-    return expand("results/tasks/{task}/fits/{law}.json", task=list(TASKS), law=wildcards.law)
+    return expand(
+        "results/tasks/{task}/fits/{law}.json", task=list(TASKS), law=wildcards.law
+    )
 
 
 def cell_params(wildcards):
     cell = CELLS[wildcards.cell]
-    return {"cell_id": cell.name, "width": cell.width, "depth": cell.depth, "tokens": cell.tokens}
+    return {
+        "cell_id": cell.name,
+        "width": cell.width,
+        "depth": cell.depth,
+        "tokens": cell.tokens,
+    }
 
 
 def checkpoint_sizes():
@@ -145,7 +154,9 @@ def c_train_grid():
 def all_outputs():
     out = expand("results/tasks/{task}/frontier/{law}.csv", task=list(TASKS), law=LAWS)
     out += expand("results/macro/frontier/{law}.csv", law=LAWS)
-    out += expand("results/tasks/{task}/plots/fit_{law}.png", task=list(TASKS), law=LAWS)
+    out += expand(
+        "results/tasks/{task}/plots/fit_{law}.png", task=list(TASKS), law=LAWS
+    )
     out += expand("results/tasks/{task}/plots/frontier.png", task=list(TASKS))
     out += ["results/macro/plots/frontier.png"]
     if CELLS:

@@ -6,14 +6,14 @@ rule world:
         train="results/world/corpus/train.jsonl",
         val="results/world/corpus/val.jsonl",
         tasks=expand("results/world/tasks/{family}.jsonl", family=SYNTHETIC_KINDS),
-    params:
-        world=config["world"],
     log:
         "logs/world.log",
     benchmark:
         "benchmarks_out/world.tsv"
     conda:
         "../envs/data.yaml"
+    params:
+        world=config["world"],
     script:
         "../workflow_scripts/world.py"
 
@@ -27,14 +27,14 @@ rule corpus:
         val="results/data/val.npy",
         summary="results/data/corpus.json",
         tokenizer=directory("results/data/tokenizer"),
-    params:
-        corpus=config["corpus"],
     log:
         "logs/corpus.log",
     benchmark:
         "benchmarks_out/corpus.tsv"
     conda:
         "../envs/data.yaml"
+    params:
+        corpus=config["corpus"],
     script:
         "../workflow_scripts/corpus.py"
 
@@ -45,11 +45,11 @@ rule task_table:
         library("tasks"),
     output:
         "results/tasks/{task}/questions.parquet",
-    params:
-        task=lambda wildcards: TASKS[wildcards.task],
     log:
         "logs/task_table/{task}.log",
     conda:
         "../envs/data.yaml"
+    params:
+        task=lambda wildcards: TASKS[wildcards.task],
     script:
         "../workflow_scripts/task_table.py"

@@ -5,21 +5,21 @@ rule evaluate:
         library=library("evaluate"),
     output:
         "results/eval/{task}/{cell}.parquet",
-    params:
-        checkpoint=checkpoint_ref,
-        evaluation=config["evaluation"],
-        device=config["training"]["device"],
-    threads: 1
-    resources:
-        gpu=min(1, config["training"]["gpus"]),
-        runtime=30,
-    group:
-        "evaluate"
     log:
         "logs/evaluate/{task}/{cell}.log",
     benchmark:
         "benchmarks_out/evaluate/{task}/{cell}.tsv"
+    group:
+        "evaluate"
     conda:
         "../envs/torch.yaml"
+    threads: 1
+    resources:
+        gpu=min(1, config["training"]["gpus"]),
+        runtime=30,
+    params:
+        checkpoint=checkpoint_ref,
+        evaluation=config["evaluation"],
+        device=config["training"]["device"],
     script:
         "../workflow_scripts/evaluate.py"

@@ -5,14 +5,14 @@ rule collect:
         library=library("collect"),
     output:
         "results/tasks/{task}/observations.parquet",
-    params:
-        sizes=checkpoint_sizes(),
-        checkpoints=CHECKPOINTS,
-        param_count=config["fits"]["param_count"],
     log:
         "logs/collect/{task}.log",
     conda:
         "../envs/fit.yaml"
+    params:
+        sizes=checkpoint_sizes(),
+        checkpoints=CHECKPOINTS,
+        param_count=config["fits"]["param_count"],
     script:
         "../workflow_scripts/collect.py"
 
@@ -23,15 +23,15 @@ rule fit:
         library=library("fit"),
     output:
         "results/tasks/{task}/fits/{law}.json",
-    params:
-        options=fit_options,
-        seed=config["seed"],
     log:
         "logs/fit/{task}/{law}.log",
     benchmark:
         "benchmarks_out/fit/{task}/{law}.tsv"
     conda:
         "../envs/fit.yaml"
+    params:
+        options=fit_options,
+        seed=config["seed"],
     script:
         "../workflow_scripts/fit.py"
 
@@ -55,12 +55,12 @@ rule pretrain_fit:
         library=library("fit"),
     output:
         "results/pretrain/chinchilla.json",
-    params:
-        options=lambda wildcards: fit_options(wildcards, law="chinchilla"),
-        seed=config["seed"],
     log:
         "logs/pretrain_fit.log",
     conda:
         "../envs/fit.yaml"
+    params:
+        options=lambda wildcards: fit_options(wildcards, law="chinchilla"),
+        seed=config["seed"],
     script:
         "../workflow_scripts/pretrain_fit.py"

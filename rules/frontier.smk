@@ -4,13 +4,13 @@ rule frontier:
         library=library("frontier"),
     output:
         "results/tasks/{task}/frontier/{law}.csv",
-    params:
-        c_train=c_train_grid(),
-        c_inf=config["frontier"]["c_inf"],
     log:
         "logs/frontier/{task}/{law}.log",
     conda:
         "../envs/fit.yaml"
+    params:
+        c_train=c_train_grid(),
+        c_inf=config["frontier"]["c_inf"],
     script:
         "../workflow_scripts/frontier.py"
 
@@ -21,12 +21,12 @@ rule macro_frontier:
         library=library("frontier"),
     output:
         "results/macro/frontier/{law}.csv",
-    params:
-        c_train=c_train_grid(),
-        c_inf=config["frontier"]["c_inf"],
     log:
         "logs/frontier/macro/{law}.log",
     conda:
         "../envs/fit.yaml"
+    params:
+        c_train=c_train_grid(),
+        c_inf=config["frontier"]["c_inf"],
     script:
         "../workflow_scripts/macro_frontier.py"

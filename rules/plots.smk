@@ -11,12 +11,12 @@ rule plot_fit:
             subcategory="fit quality",
             labels={"task": "{task}", "law": "{law}"},
         ),
-    params:
-        k_grid=config["fits"]["k_grid"],
     log:
         "logs/plots/{task}/fit_{law}.log",
     conda:
         "../envs/fit.yaml"
+    params:
+        k_grid=config["fits"]["k_grid"],
     script:
         "../workflow_scripts/plot_fit.py"
 
@@ -33,12 +33,12 @@ rule plot_frontier:
             subcategory="frontiers",
             labels={"task": "{task}", "figure": "frontier"},
         ),
-    params:
-        c_inf=config["frontier"]["c_inf"],
     log:
         "logs/plots/{task}/frontier.log",
     conda:
         "../envs/fit.yaml"
+    params:
+        c_inf=config["frontier"]["c_inf"],
     script:
         "../workflow_scripts/plot_frontier.py"
 
@@ -55,11 +55,11 @@ rule plot_macro_frontier:
             subcategory="frontiers",
             labels={"task": "macro", "figure": "frontier"},
         ),
-    params:
-        c_inf=config["frontier"]["c_inf"],
     log:
         "logs/plots/macro/frontier.log",
     conda:
         "../envs/fit.yaml"
+    params:
+        c_inf=config["frontier"]["c_inf"],
     script:
         "../workflow_scripts/plot_frontier.py"

@@ -6,21 +6,21 @@ rule train:
         library=library("train"),
     output:
         directory("results/checkpoints/{cell}"),
-    params:
-        cell=cell_params,
-        model=config["model"],
-        training=config["training"],
-        val_tokens=config["evaluation"]["val_tokens"],
-    threads: config["training"]["threads"]
-    resources:
-        gpu=config["training"]["gpus"],
-        runtime=config["training"]["runtime_min"],
-        mem_mb=config["training"]["mem_mb"],
     log:
         "logs/train/{cell}.log",
     benchmark:
         "benchmarks_out/train/{cell}.tsv"
     conda:
         "../envs/torch.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        gpu=config["training"]["gpus"],
+        runtime=config["training"]["runtime_min"],
+        mem_mb=config["training"]["mem_mb"],
+    params:
+        cell=cell_params,
+        model=config["model"],
+        training=config["training"],
+        val_tokens=config["evaluation"]["val_tokens"],
     script:
         "../workflow_scripts/train.py"

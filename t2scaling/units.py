@@ -35,7 +35,9 @@ def format_count(x, digits=2):
         return format_sci(x, digits)
     for scale, suffix in _SUFFIXES:
         if abs(x) >= scale:
-            text = _round_sig(x / scale, digits)
+            value = x / scale
+            # Integer part is never rounded away: 123K, not 120K; below that, `digits` significant digits.
+            text = f"{value:.0f}" if abs(value) >= 10 ** (digits - 1) else _round_sig(value, digits)
             # 999.7M rounds to "1000M"; step up a unit so it reads "1.0B".
             if abs(float(text)) >= 1000 and scale < 1e12:
                 return format_count(math.copysign(1000 * scale, x), digits)

@@ -1,0 +1,90 @@
+"""Config validation: every problem named by its key, before any job runs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from t2scaling.config import config_problems, with_defaults
+from t2scaling.grid import grid_cells, parse_cell
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def smoke():
+    return yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+
+
+@pytest.mark.parametrize("path", ["config.yaml", "configs/smoke.yaml", "configs/paper.yaml"])
+def test_shipped_configs_are_valid(path):
+    assert config_problems(yaml.safe_load((REPO / path).read_text())) == []
+
+
+BAD = [
+    # (mutation, text the message must contain)
+    (lambda c: c["training"].update(batchsize=8), "'batchsize' was unexpected"),
+    (lambda c: c["grid"]["extra_cells"].append({"width": 32, "depth": 1, "tokens": 0}), "['extra_cells'][0]['tokens']"),
+    (lambda c: c["fits"].update(k_grid=[0.5, 2, 4]), "config['fits']['k_grid'][0]"),
+    (lambda c: c["tasks"].update(mystery={"kind": "trivia"}), "config['tasks']['mystery']['kind']"),
+    (lambda c: c["fits"].update(laws=["chinchilla", "kaplan"]), "config['fits']['laws'][1]"),
+    (lambda c: c["grid"]["shapes"].append({"width": 40, "depth": 1}), "width 40 is not a multiple of head_dim 16"),
+    (lambda c: c["grid"].update(tokens_per_param=[100, 10]), "min 100 > max 10"),
+    (lambda c: c["imported_observations"].update({"nope": ["x.csv"]}), "no task of that name"),
+    (lambda c: c["training"].update(lr="fast"), "config['training']['lr']"),
+]
+
+
+@pytest.mark.parametrize("mutate,expected", BAD)
+def test_each_mistake_is_named(mutate, expected):
+    config = smoke()
+    config.setdefault("imported_observations", {})
+    config["grid"].setdefault("extra_cells", [])
+    mutate(config)
+    problems = config_problems(config)
+    assert len(problems) == 1, problems
+    assert expected in problems[0]
+
+
+def test_all_problems_reported_at_once():
+    config = smoke()
+    config["training"]["batchsize"] = 8
+    config["fits"]["k_grid"] = [0, 2]
+    config["model"]["seq_len"] = "long"
+    assert len(config_problems(config)) == 3
+
+
+def test_defaults_injected_recursively():
+    config = with_defaults({"tasks": {"t": {"kind": "knowledge"}}})
+    assert config["training"]["lr"] == 0.003
+    assert config["fits"]["k_grid"][0] == 1
+    assert config["world"]["questions"] == 1000
+
+
+def test_grid_cells_are_whole_steps_inside_the_window():
+    config = with_defaults(smoke())
+    step = config["training"]["batch_size"] * config["model"]["seq_len"]
+    cells = grid_cells(config)
+    assert len(cells) == 4
+    lo, hi = config["grid"]["tokens_per_param"]
+    for cell in cells:
+        assert cell.tokens % step == 0
+        assert lo <= cell.tokens_per_param <= hi
+        assert parse_cell(cell.name) == (cell.width, cell.depth, cell.tokens)
+
+
+def test_bad_config_stops_snakemake_before_any_job(tmp_path):
+    config = smoke()
+    config["training"]["batchsize"] = 8
+    config["fits"]["k_grid"] = [0, 2]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad), "--directory", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert run.returncode != 0
+    assert "invalid config (2 problems)" in run.stderr + run.stdout
+    assert "'batchsize' was unexpected" in run.stderr + run.stdout
+    assert not (tmp_path / "results").exists()

@@ -1,16 +1,371 @@
-"""Evaluate a causal LM: held-out validation loss, and per-question task observations (DESIGN.md §2.1, §5).
+"""Evaluate a causal LM: per-question task observations and held-out validation loss (DESIGN.md §2.1, §2.2, §5).
 
+- likelihood mode (the paper's): NLL_i = summed NLL (nats) of the gold answer tokens given the prompt, at
+  temperature 1, so p_i = exp(-NLL_i) is the chance that one sample reproduces the gold answer exactly;
+- sampling mode: n real samples per question, verified by the task's verifier -> (n_samples, n_correct);
+  the prompt is encoded once and its KV cache shared by the n samples;
 - `validation_loss`: token-weighted mean NLL (nats/token) over a flat token array.
+
+Tokenisation boundary: prompt + answer is tokenised jointly and the answer tokens are those whose character
+span overlaps the answer text, so a token merged across the boundary ("is Q") counts as an answer token and
+the context is the tokens before it. Sampling starts from the same context and must regenerate the prompt
+characters inside that token before the answer.
 """
 
+import dataclasses
+import inspect
 import logging
+import os
+import tempfile
+import time
+import zlib
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
 
+ANSWER_MARGIN_TOKENS = 8  # sampling budget beyond the gold answer's length (room for "Paris." + newline)
+SAMPLING_CACHE_TOKENS_PER_QUESTION = 2048  # sampling groups hold <= batch_size * this many cached tokens
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+def pick_device(device="auto"):
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_checkpoint(checkpoint_dir, device="auto"):
+    """(model in eval mode, fast tokenizer) from an HF checkpoint dir (ours, or e.g. a Pythia-style one)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    checkpoint_dir = Path(checkpoint_dir)
+    if not (checkpoint_dir / "config.json").exists():
+        raise FileNotFoundError(f"checkpoint {checkpoint_dir}: no config.json; pass an HF checkpoint directory")
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
+    if not tokenizer.is_fast:
+        raise ValueError(f"checkpoint {checkpoint_dir}: the tokenizer is not a fast tokenizer; answer tokens are "
+                         "found from character offsets, which need tokenizer.json (save a PreTrainedTokenizerFast)")
+    model = AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=torch.float32)
+    return model.to(pick_device(device)).eval(), tokenizer
+
+
+# --------------------------------------------------------------------------------------------- encoding
+
+@dataclasses.dataclass
+class EncodedQuestion:
+    ids: list  # joint tokens of prompt + answer, up to the last answer token
+    start: int  # index of the first answer token; ids[:start] is the context
+    prefix_text: str  # prompt characters covered by the first answer token (usually "")
+
+    @property
+    def n_answer_tokens(self):
+        return len(self.ids) - self.start
+
+
+def encode_questions(tokenizer, prompts, answers, ids=None):
+    """Tokenise prompt + answer jointly; the answer tokens are those whose span overlaps the answer characters.
+
+    Tokenizers that trim offsets report a lone leading-space token as an empty span just after its space;
+    such a span is read as covering that space.
+    """
+    prompts, answers = [str(p) for p in prompts], [str(a) for a in answers]
+    enc = tokenizer([p + a for p, a in zip(prompts, answers)], add_special_tokens=True,
+                    return_offsets_mapping=True, return_special_tokens_mask=True)
+    out = []
+    for i, (prompt, answer) in enumerate(zip(prompts, answers)):
+        a0, a1 = len(prompt), len(prompt) + len(answer)
+        spans = np.array(enc["offset_mapping"][i], dtype=np.int64).reshape(-1, 2)
+        special = np.array(enc["special_tokens_mask"][i], dtype=bool)
+        lo = np.where(spans[:, 0] == spans[:, 1], np.maximum(spans[:, 0] - 1, 0), spans[:, 0])
+        hi = np.maximum(spans[:, 1], lo + (spans[:, 0] == spans[:, 1]))
+        in_answer = ~special & (hi > a0) & (lo < a1)
+        where = np.flatnonzero(in_answer)
+        name = ids[i] if ids is not None else i
+        if where.size == 0:
+            raise ValueError(f"question {name!r}: no token covers the answer {answer!r}; check the task table")
+        start, end = int(where[0]), int(where[-1]) + 1
+        if start == 0:
+            raise ValueError(f"question {name!r}: nothing precedes the answer (empty prompt and no BOS token); "
+                             "give the question a prompt")
+        context_end = int(hi[:start][~special[:start]].max(initial=0))
+        out.append(EncodedQuestion(list(enc["input_ids"][i][:end]), start, prompt[context_end:]))
+    return out
+
+
+def _length_order(lengths):
+    """Longest first (a memory error shows at once), stable, so batches and results are deterministic."""
+    return np.argsort(-np.asarray(lengths), kind="stable")
+
+
+def _pad(rows, pad_id, side):
+    """(ids, attention_mask, position_ids, offsets) for a list of token lists, padded on `side`."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    offsets = []
+    for b, r in enumerate(rows):
+        off = width - len(r) if side == "left" else 0
+        ids[b, off: off + len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[b, off: off + len(r)] = 1
+        offsets.append(off)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return ids, mask, positions, offsets
+
+
+def _pad_id(tokenizer):
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+        if candidate is not None:
+            return int(candidate)
+
+
+# --------------------------------------------------------------------------------------------- likelihood
+
+def _accepts_logits_to_keep(model):
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
+
+
+@torch.no_grad()
+def answer_nll(model, encoded, batch_size=32, padding_side="left", progress=False):
+    """Summed NLL (nats, temperature 1) of each question's answer tokens given its context; float64 array.
+
+    Batches of `batch_size` questions of similar length, padded on `padding_side` with attention mask and
+    position ids; logits are computed only for the columns that predict answer tokens.
+    """
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    device = next(model.parameters()).device
+    keep_logits = _accepts_logits_to_keep(model)
+    nll = np.zeros(len(encoded))
+    order = _length_order([len(q.ids) for q in encoded])
+    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    for batch in tqdm(batches, desc="likelihood", unit="batch", disable=not progress):
+        rows = [encoded[j] for j in batch]
+        ids, mask, positions, offsets = _pad([q.ids for q in rows], 0, padding_side)
+        # column c predicts token c + 1; the answer of row b sits at [off + start, off + len)
+        first = [off + q.start - 1 for off, q in zip(offsets, rows)]
+        last = [off + len(q.ids) - 1 for off, q in zip(offsets, rows)]  # exclusive
+        lo, hi = min(first), max(last)
+        kwargs = {}
+        if keep_logits:
+            kwargs["logits_to_keep"] = ids.shape[1] - lo if hi == ids.shape[1] - 1 else torch.arange(lo, hi)
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                       position_ids=positions.to(device), **kwargs).logits
+        logits = logits[:, : hi - lo] if keep_logits else logits[:, lo:hi]
+        columns = torch.arange(lo, hi)
+        targets = ids[:, lo + 1: hi + 1]
+        in_answer = (columns[None, :] >= torch.tensor(first)[:, None]) & (columns[None, :] < torch.tensor(last)[:, None])
+        logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.to(device)[..., None])[..., 0]
+        nll[batch] = -(logp.double() * in_answer.to(device)).sum(-1).cpu().numpy()
+    return nll
+
+
+# --------------------------------------------------------------------------------------------- sampling
+
+def question_seed(seed, question_id):
+    """A per-question seed, so a question's samples do not depend on batching or on the other questions."""
+    return int(np.random.SeedSequence([int(seed), zlib.crc32(str(question_id).encode())]).generate_state(1)[0])
+
+
+def stop_token_mask(tokenizer, model):
+    """Boolean (vocab,) mask of tokens that end a sample: eos, or any token whose text holds a newline."""
+    vocab = model.get_output_embeddings().weight.shape[0]
+    texts = tokenizer.batch_decode([[i] for i in range(min(vocab, len(tokenizer)))])
+    stop = torch.zeros(vocab, dtype=torch.bool)
+    stop[: len(texts)] = torch.tensor(["\n" in t for t in texts])
+    eos = {tokenizer.eos_token_id, *np.atleast_1d(model.generation_config.eos_token_id or [])} - {None}
+    stop[[int(e) for e in eos if int(e) < vocab]] = True
+    return stop
+
+
+@torch.no_grad()
+def sample_answers(model, encoded, n, max_new_tokens, stop_mask, seeds, temperature=1.0, batch_size=32,
+                   progress=False):
+    """n samples per question from its context, sharing one prompt KV cache across the n rows.
+
+    max_new_tokens: per-question token budgets; a sample also ends at a `stop_mask` token (kept in its
+    output). Each question draws its uniforms from its own torch.Generator (`seeds`), and tokens by
+    inverse-CDF sampling, so results do not depend on how questions are grouped.
+    Returns, per question, (list of n token-id lists, float64 array of the n samples' summed log-probs).
+    """
+    from transformers import DynamicCache
+
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 (got {temperature}); greedy decoding is not sampling")
+    device = next(model.parameters()).device
+    stop_mask = stop_mask.to(device)
+    max_new_tokens = np.broadcast_to(np.asarray(max_new_tokens, dtype=np.int64), (len(encoded),))
+    results = [None] * len(encoded)
+    order = _length_order([q.start for q in encoded])
+    budget = batch_size * SAMPLING_CACHE_TOKENS_PER_QUESTION
+    groups, i = [], 0
+    while i < len(order):  # longest first: the first question of a group bounds its cache length
+        per_question = n * (encoded[order[i]].start + int(max_new_tokens[order[i]]))
+        size = int(np.clip(budget // per_question, 1, batch_size))
+        groups.append(order[i: i + size])
+        i += size
+    bar = tqdm(total=len(encoded), desc="sampling", unit="question", disable=not progress)
+    for group in groups:
+        contexts = [encoded[j].ids[: encoded[j].start] for j in group]
+        ids, mask, positions, _ = _pad(contexts, 0, "left")
+        cache = DynamicCache(config=model.config)
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                       past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+        # share the prompt: one cache row per sample
+        cache.batch_repeat_interleave(n)
+        logits = logits.repeat_interleave(n, 0)
+        mask = mask.repeat_interleave(n, 0).to(device)
+        next_pos = torch.tensor([len(c) for c in contexts], device=device).repeat_interleave(n)
+        steps = int(max_new_tokens[group].max())
+        uniforms = torch.stack([
+            torch.rand((n, steps), generator=torch.Generator().manual_seed(seeds[j]), dtype=torch.float64)
+            for j in group]).reshape(len(group) * n, steps).to(device)
+        limit = torch.as_tensor(max_new_tokens[group], device=device).repeat_interleave(n)
+        row = torch.arange(len(group) * n, device=device)  # each live row's index in the group's n * |group| rows
+        tokens_out = torch.full((len(group) * n, steps), -1, dtype=torch.long, device=device)
+        logp_out = torch.zeros(len(group) * n, dtype=torch.float64, device=device)
+        for t in range(steps):
+            logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+            cdf = logp.exp().cumsum(-1)
+            u = (uniforms[:, t] * cdf[:, -1].double()).float()[:, None]
+            token = torch.searchsorted(cdf, u, right=True)[:, 0].clamp(max=cdf.shape[-1] - 1)
+            tokens_out[row, t] = token
+            logp_out[row] += logp.gather(-1, token[:, None])[:, 0].double()
+            alive = ~stop_mask[token] & (t + 1 < limit)
+            if not alive.any():
+                break
+            if not alive.all():  # drop finished rows from the cache and every row-aligned tensor
+                keep = alive.nonzero()[:, 0]
+                cache.batch_select_indices(keep)
+                token, mask, next_pos, limit, uniforms, row = (x[keep] for x in (token, mask, next_pos, limit, uniforms, row))
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=next_pos[:, None],
+                           past_key_values=cache, use_cache=True).logits[:, -1]
+            next_pos = next_pos + 1
+        tokens_out, logp_out = tokens_out.cpu().reshape(len(group), n, steps), logp_out.cpu().reshape(len(group), n)
+        for q, j in enumerate(group):
+            results[j] = ([[tok for tok in r if tok >= 0] for r in tokens_out[q].tolist()], logp_out[q].numpy())
+        bar.update(len(group))
+    bar.close()
+    return results
+
+
+def sample_texts(tokenizer, question, token_lists):
+    """The text each sample adds after the context, cut at the first newline (decoded in context, so
+    tokenizers that drop a leading space when decoding alone are handled)."""
+    context = question.ids[: question.start]
+    kw = dict(skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    head = len(tokenizer.decode(context, **kw))
+    texts = tokenizer.batch_decode([context + tokens for tokens in token_lists], **kw)
+    return [t[head:].split("\n", 1)[0] for t in texts]
+
+
+def count_correct(tokenizer, question, answer, token_lists, verifier):
+    """Number of samples whose text, after the prompt characters inside the boundary token, verifies."""
+    correct = 0
+    for text in sample_texts(tokenizer, question, token_lists):
+        if text.startswith(question.prefix_text):
+            correct += bool(verifier(text[len(question.prefix_text):], answer))
+    return correct
+
+
+# --------------------------------------------------------------------------------------------- task evaluation
+
+def _atomic_parquet(df, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def evaluate_questions(model, tokenizer, table, *, mode="likelihood", verifier=None, n_samples=64,
+                       temperature=1.0, batch_size=32, seed=0, max_new_tokens=None, padding_side="left",
+                       progress=True):
+    """The per-question table (DESIGN.md §5) of `model` on a task table (id, prompt, answer, ...).
+
+    Sampling mode adds n_samples and n_correct beside the likelihood columns; max_new_tokens defaults to
+    each answer's token count + ANSWER_MARGIN_TOKENS.
+    """
+    from t2scaling.tasks import exact_match
+
+    if mode not in ("likelihood", "sampling"):
+        raise ValueError(f"mode must be 'likelihood' or 'sampling', got {mode!r}")
+    model.eval()
+    encoded = encode_questions(tokenizer, table["prompt"], table["answer"], ids=list(table["id"]))
+    nll = answer_nll(model, encoded, batch_size=batch_size, padding_side=padding_side, progress=progress)
+    out = pd.DataFrame({
+        "question": table["id"].astype(str).to_numpy(),
+        "nll": nll,
+        "n_answer_tokens": [q.n_answer_tokens for q in encoded],
+        "n_context_tokens": [q.start for q in encoded],
+        "prompt_chars": table["prompt"].str.len().to_numpy(),
+        "answer_chars": table["answer"].str.len().to_numpy(),
+    })
+    if mode == "sampling":
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        budgets = (out["n_answer_tokens"].to_numpy() + ANSWER_MARGIN_TOKENS if max_new_tokens is None
+                   else max_new_tokens)
+        seeds = [question_seed(seed, q) for q in out["question"]]
+        drawn = sample_answers(model, encoded, n_samples, budgets, stop_token_mask(tokenizer, model), seeds,
+                               temperature=temperature, batch_size=batch_size, progress=progress)
+        verifier = verifier or exact_match
+        out["n_samples"] = n_samples
+        out["n_correct"] = [count_correct(tokenizer, q, a, tokens, verifier)
+                            for q, a, (tokens, _) in zip(encoded, table["answer"], drawn)]
+    if not np.all(np.isfinite(out["nll"])):
+        bad = out["question"][~np.isfinite(out["nll"])].iloc[0]
+        raise ValueError(f"non-finite NLL for question {bad!r}; the checkpoint's weights may be corrupt")
+    return out
+
+
+def evaluate_task(checkpoint_dir, task_table_path, out_path, *, mode="likelihood", n_samples=64, temperature=1.0,
+                  batch_size=32, device="auto", seed=0, limit=None, task=None, max_new_tokens=None):
+    """Evaluate a checkpoint on a task table's test split; write the per-question table (Parquet, atomically).
+
+    task_table_path: a task table file (or a DataFrame). The sampling verifier is that of `task`, else of the
+    registered task named by the file's stem, else exact match. limit: only the first `limit` test questions.
+    """
+    from t2scaling.tasks import TASKS, get_verifier, read_task_table, validate_task_table
+
+    t0 = time.perf_counter()
+    if isinstance(task_table_path, pd.DataFrame):
+        table, source = validate_task_table(task_table_path), "task table"
+    else:
+        table, source = read_task_table(task_table_path), str(task_table_path)
+        task = task or (Path(task_table_path).stem if Path(task_table_path).stem in TASKS else None)
+    if "split" in table.columns:
+        table = table[table["split"] == "test"].reset_index(drop=True)
+        if table.empty:
+            raise ValueError(f"{source}: no rows with split == 'test'; the evaluation uses the test split")
+    if limit is not None:
+        table = table.iloc[: int(limit)].reset_index(drop=True)
+    model, tokenizer = load_checkpoint(checkpoint_dir, device)
+    logger.info("evaluating %s on %s: %d questions, mode %s", checkpoint_dir, source, len(table), mode)
+    out = evaluate_questions(model, tokenizer, table, mode=mode, verifier=get_verifier(task) if task else None,
+                             n_samples=n_samples, temperature=temperature, batch_size=batch_size, seed=seed,
+                             max_new_tokens=max_new_tokens)
+    _atomic_parquet(out, out_path)
+    summary = f"mean NLL {out['nll'].mean():.4f} nats, mean p {np.exp(-out['nll']).mean():.4f}"
+    if mode == "sampling":
+        summary += f", sampled success rate {out['n_correct'].sum() / out['n_samples'].sum():.4f}"
+    logger.info("wrote %s (%d questions; %s) in %.1f s", out_path, len(out), summary, time.perf_counter() - t0)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- validation loss
 
 @torch.no_grad()
 def validation_loss(model, val_tokens, seq_len, batch_size, device, max_tokens=None):
@@ -18,8 +373,8 @@ def validation_loss(model, val_tokens, seq_len, batch_size, device, max_tokens=N
 
     The first `max_tokens` tokens (all if None) are cut into non-overlapping windows of seq_len + 1 tokens;
     each window predicts its last seq_len tokens from the preceding ones. A final shorter window (>= 2 tokens)
-    is evaluated too, so every token but each window's first is counted exactly once. Documents are
-    concatenated with eos in between, as in training. Deterministic; puts the model in eval mode.
+    is evaluated too. Documents are concatenated with eos in between, as in training. Deterministic; puts
+    the model in eval mode (and restores its mode after).
     """
     tokens = np.asarray(val_tokens if max_tokens is None else val_tokens[: int(max_tokens)])
     if tokens.ndim != 1 or tokens.size < 2:
@@ -47,3 +402,35 @@ def validation_loss(model, val_tokens, seq_len, batch_size, device, max_tokens=N
         total_count += ids[:, 1:].numel()
     model.train(was_training)
     return total_nll / total_count
+
+
+# --------------------------------------------------------------------------------------------- CLI
+
+def add_arguments(parser):
+    parser.add_argument("--checkpoint", required=True, help="HF checkpoint directory")
+    parser.add_argument("--task", required=True, help="a registered task name, or a task table file (.parquet)")
+    parser.add_argument("--task-path", help="local files for a real task (hub schema), or a synthetic family jsonl")
+    parser.add_argument("--world-dir", help="world directory holding tasks/{family}.jsonl (synthetic tasks)")
+    parser.add_argument("--out", required=True, help="per-question output table (.parquet)")
+    parser.add_argument("--mode", choices=["likelihood", "sampling"], default="likelihood")
+    parser.add_argument("--n", type=int, default=64, help="samples per question (sampling mode)")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--max-new-tokens", type=int, help="sampling budget (default: answer tokens + margin)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--limit", type=int, help="evaluate only the first N test questions")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+
+
+def run(args):
+    from t2scaling.tasks import TASKS, load_task
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.task in TASKS and not Path(args.task).exists():
+        options = {k: v for k, v in (("path", args.task_path), ("world_dir", args.world_dir)) if v is not None}
+        table, task = load_task(args.task, **options), args.task
+    else:
+        table, task = args.task, None
+    evaluate_task(args.checkpoint, table, args.out, mode=args.mode, n_samples=args.n, temperature=args.temperature,
+                  batch_size=args.batch_size, device=args.device, seed=args.seed, limit=args.limit, task=task,
+                  max_new_tokens=args.max_new_tokens)

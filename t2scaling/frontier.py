@@ -4,12 +4,13 @@ P1, the paper's problem — separate budgets: C_train = 6·N·D FLOPs of pretrai
 served token, so D = C_train/(6N), k = C_inf/(2N) and the plan is one-dimensional in log N. Feasibility is
 k >= 1, i.e. N <= C_inf/2 (also D >= 1 token and the searched range [n_min, n_max] of model sizes). For all
 budgets at once: a dense log-N grid, a bracket around the best grid point, then bisection on the sign of a
-central difference. That reaches ~1e-10 in log N, where golden section on the metric itself stalls at
-~sqrt(machine eps) relative accuracy in N.
+finite-difference slope. That reaches ~1e-11 in ln N on smooth laws, where golden section on the metric itself
+stalls at ~sqrt(machine eps) ~ 1e-8 relative accuracy in N.
 
 P2, beyond the paper (Sardana et al. 2024) — one total budget C = 6·N·D + 2·N·k·T_inf for a lifetime of T_inf
 served tokens, optimised over (N, D, k): profiled over the training share f = C_train/C (in logit f), with P1
-solved inside at C_train = f·C and C_inf = (1 − f)·C/T_inf.
+solved inside at C_train = f·C and C_inf = (1 − f)·C/T_inf. (For a law that ignores k, such as chinchilla, any
+split with k >= 1 and a negligible inference share is optimal, so its reported k* is arbitrary.)
 
 Every row also carries two baselines: the Chinchilla optimum (argmin over N of the fit's k = 1 form; the closed
 form `Chinchilla.optimum` of the stage-1 parameters for the registry's Chinchilla-based laws) with its metric at
@@ -38,10 +39,15 @@ logger = logging.getLogger(__name__)
 # law gets its baseline numerically: the optimum of the law itself at k = 1.
 CHINCHILLA_BASED = frozenset({"chinchilla", "approach1", "approach2", "naive"})
 N_MIN = 1e3  # smallest model the planner considers, params; below it a law is pure extrapolation
-LOG_N_GRID = 256  # grid points per budget over [log n_min, log n_max]; brackets any unimodal optimum
+LOG_N_GRID = 128  # grid points per budget over [ln n_min, ln n_hi] (~0.2 apart); brackets a unimodal optimum
 LOGIT_F_GRID = 64  # P2: grid points over the logit of the training share
-BISECT_STEPS = 48  # the bracket shrinks by 2^-48
-HALF_STEP = 1e-5  # central-difference half-step in ln N (or logit f)
+PROFILE_STEPS = 20  # P2: inner P1 bisection steps while profiling the split (ln N to ~4e-7)
+SPLIT_STEPS = 36  # P2: bisection steps on logit f (to ~5e-11)
+BISECT_STEPS = 44  # the bracket (two grid steps) shrinks by 2^-44, far below the noise of any law
+# Step of the fourth-order central difference in ln N (or logit f) whose sign steers the bisection: wide enough
+# that a law's rounding noise (Approach 2's betaln differences carry ~1e-12 absolute) cannot flip the sign
+# near a flat optimum, while the stencil's truncation bias, ~h^4 f^(5)/(30 f''), stays ~1e-10 in ln N.
+SLOPE_STEP = 1e-2
 LOGIT_F_CAP = 46.0  # P2 searches training shares f with |logit f| <= 46, i.e. 1e-20 < f < 1 - 1e-20
 BANDED = ("N_star", "D_star", "k_star", "tokens_per_param", "predicted_metric")
 
@@ -57,11 +63,12 @@ COLUMNS = [
 
 # ---------------------------------------------------------------------------------------------------- solvers
 
-def _minimise(cost, lo, hi, grid, steps=BISECT_STEPS, half_step=HALF_STEP):
+def _minimise(cost, lo, hi, grid, steps=BISECT_STEPS, slope_step=SLOPE_STEP):
     """Per-row argmin of cost over x in [lo[b], hi[b]]; cost maps x of shape (B, M) to values (B, M).
 
-    Grid, then bisection on the sign of cost(m + h) − cost(m − h) inside the bracket of the best grid point.
-    The probes stay inside [lo, hi] (laws may reject k < 1), so an optimum on a bound converges onto it.
+    Grid, then bisection inside the bracket of the best grid point on the sign of the slope at the midpoint m,
+    8·(f(m+h) − f(m−h)) − (f(m+2h) − f(m−2h)). The probes are symmetric about m and stay inside [lo, hi] (laws
+    may reject k < 1), so an optimum on a bound converges onto it and one just inside is not pulled onto it.
     """
     rows = np.arange(len(lo))
     x = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, grid)
@@ -73,8 +80,9 @@ def _minimise(cost, lo, hi, grid, steps=BISECT_STEPS, half_step=HALF_STEP):
     b = x[rows, np.minimum(best + 1, grid - 1)]
     for _ in range(steps):
         m = 0.5 * (a + b)
-        probe = cost(np.stack([np.maximum(m - half_step, lo), np.minimum(m + half_step, hi)], axis=1))
-        rising = probe[:, 1] > probe[:, 0]
+        h = np.minimum(slope_step, 0.5 * np.minimum(m - lo, hi - m))[:, None]
+        f = cost(m[:, None] + h * np.array([-2.0, -1.0, 1.0, 2.0]))
+        rising = 8.0 * (f[:, 2] - f[:, 1]) - (f[:, 3] - f[:, 0]) > 0
         a, b = np.where(rising, a, m), np.where(rising, m, b)
     x_star = 0.5 * (a + b)
     # Guard: the refinement must not end worse than the grid (it could on a non-unimodal stretch).
@@ -96,21 +104,16 @@ def _mean_metric(members, N, D, k):
     return sum(law.predict(params, N, D, k) for law, params in members) / len(members)
 
 
-def _log_n_bounds(c_train, c_inf, n_min, n_max):
-    """ln N bounds of P1: n_min <= N <= min(C_inf/2 (k >= 1), C_train/6 (D >= 1 token), n_max)."""
-    n_hi = np.minimum(np.minimum(c_inf / 2.0, c_train / 6.0), n_max)
-    return np.full(c_train.shape, np.log(n_min)), np.log(n_hi), n_hi >= n_min
-
-
-def solve_p1(members, c_train, c_inf, n_min=N_MIN, n_max=np.inf):
+def solve_p1(members, c_train, c_inf, n_min=N_MIN, n_max=np.inf, steps=BISECT_STEPS):
     """T² optimum for budgets C_train (FLOPs) × C_inf (FLOPs per served token), broadcast elementwise.
 
     members: [(law, params), ...], averaged (one member for a single task). Returns arrays N, D, k, metric
-    (the law's metric at the optimum, NaN where infeasible), feasible, at_lower (N* on n_min).
+    (the law's metric at the optimum, NaN where infeasible), feasible, at_lower (N* pinned on n_min).
     """
     sign = _sign(members)
     c_train, c_inf = (a.ravel().astype(float) for a in np.broadcast_arrays(c_train, c_inf))
-    lo, hi, feasible = _log_n_bounds(c_train, c_inf, n_min, n_max)
+    n_hi = np.minimum(np.minimum(c_inf / 2.0, c_train / 6.0), n_max)  # k >= 1, D >= 1 token, n_max
+    lo, hi, feasible = np.full(c_train.shape, np.log(n_min)), np.log(n_hi), n_hi >= n_min
     out = {key: np.full(c_train.shape, np.nan) for key in ("N", "D", "k", "metric")}
     out["feasible"], out["at_lower"] = feasible, np.zeros(c_train.shape, bool)
     if not feasible.any():
@@ -122,18 +125,19 @@ def solve_p1(members, c_train, c_inf, n_min=N_MIN, n_max=np.inf):
         # k >= 1 holds exactly for N <= C_inf/2; the maximum only absorbs rounding at that bound.
         return sign * _mean_metric(members, N, ct / (6.0 * N), np.maximum(ci / (2.0 * N), 1.0))
 
-    log_n, value = _minimise(cost, lo[feasible], hi[feasible], LOG_N_GRID)
+    log_n, value = _minimise(cost, lo[feasible], hi[feasible], LOG_N_GRID, steps)
     if not np.all(np.isfinite(value)):
         raise ValueError(
             f"law {members[0][0].name!r} predicts a non-finite metric at every N for "
             f"{int(np.sum(~np.isfinite(value)))} budgets; check the fit's parameters (refit)"
         )
-    N = np.minimum(np.exp(log_n), np.exp(hi[feasible]))
+    # Snap onto the upper bound within the solver's accuracy, so an active k >= 1 constraint reads k* = 1 exactly.
+    N = np.where(log_n >= hi[feasible] - 1e-9, n_hi[feasible], np.exp(log_n))
     out["N"][feasible] = N
     out["D"][feasible] = ct[:, 0] / (6.0 * N)
     out["k"][feasible] = np.maximum(ci[:, 0] / (2.0 * N), 1.0)
     out["metric"][feasible] = sign * value
-    out["at_lower"][feasible] = log_n <= lo[feasible] + 1e-6
+    out["at_lower"][feasible] = (log_n <= lo[feasible] + 1e-6) & (hi[feasible] > lo[feasible] + 1e-6)
     return out
 
 
@@ -162,10 +166,11 @@ def solve_p2(members, c_total, t_inf, n_min=N_MIN, n_max=np.inf):
 
     def profile(z):
         c_train, c_inf = split(z)
-        inner = solve_p1(members, c_train, c_inf, n_min, n_max)
+        # The profile's value is second-order in the inner ln N error, so a coarser inner bisection suffices.
+        inner = solve_p1(members, c_train, c_inf, n_min, n_max, steps=PROFILE_STEPS)
         return sign * inner["metric"].reshape(z.shape)  # NaN (rounding at the split bounds) counts as +inf
 
-    z, _ = _minimise(profile, z_lo, z_hi, LOGIT_F_GRID, half_step=1e-4)
+    z, _ = _minimise(profile, z_lo, z_hi, LOGIT_F_GRID, SPLIT_STEPS)
     c_train, c_inf = (a[:, 0] for a in split(z[:, None]))
     inner = solve_p1(members, c_train, c_inf, n_min, n_max)
     for key in ("N", "D", "k", "metric", "at_lower"):
@@ -257,6 +262,12 @@ def _bands(fits, problem, c_train, c_inf, c_total, t_inf, n_min, n_max, band, fe
     if replicates == 0:
         return {}
     law = get_law(fits[0].law)
+    for fit in fits:
+        for j, params in enumerate(fit.bootstrap_params[:replicates]):
+            missing = [p for p in law.param_names if p not in params]
+            if missing:
+                raise ValueError(f"fit for task {fit.task!r}: bootstrap replicate {j} lacks parameters {missing}; "
+                                 "refit with bootstrap, or pass --no-bands")
     draws = {key: np.full((replicates, len(feasible)), np.nan) for key in BANDED}
     name = fits[0].task if len(fits) == 1 else "macro"
     for j in tqdm(range(replicates), desc=f"bootstrap {name} {problem}", leave=False):
@@ -277,23 +288,25 @@ def _bands(fits, problem, c_train, c_inf, c_total, t_inf, n_min, n_max, band, fe
     return out
 
 
-def _check_budgets(name, values, allow_empty=False):
+def _check_budgets(name, values):
     values = np.atleast_1d(np.asarray(values, dtype=float)).ravel()
-    if values.size == 0 and not allow_empty:
+    if values.size == 0:
         raise ValueError(f"{name}: no budgets given; pass at least one positive value")
-    if not np.all(np.isfinite(values) & (values > 0)):
-        raise ValueError(f"{name}: budgets must be finite and > 0, got {values[~(np.isfinite(values) & (values > 0))][:3]}")
+    bad = values[~(np.isfinite(values) & (values > 0))]
+    if bad.size:
+        raise ValueError(f"{name}: budgets must be finite and > 0, got {bad[:3].tolist()}")
     return values
 
 
 def frontier(fits, c_train=None, c_inf=None, c_total=None, t_inf=None, macro=False, n_min=N_MIN,
-             n_max=np.inf, band=(5.0, 95.0)):
+             n_max=np.inf, band=(5.0, 95.0), bands=True):
     """Frontier table (DESIGN.md §5) for FitResults over the cartesian product of budgets.
 
     P1 rows for every (C_inf, C_train) pair when c_train (FLOPs) and c_inf (FLOPs per served token) are given;
     P2 rows for every (T_inf, C_total) pair when c_total (FLOPs) and t_inf (served tokens) are given. One group
     of rows per fit, or with macro=True one group "macro" for the mean predicted metric over all fits (one law).
-    Bootstrap bands (percentiles `band`) where every fit of a group has bootstrap_params.
+    Bootstrap bands (percentiles `band`) where every fit of a group has bootstrap_params, unless bands=False
+    (each replicate is a full solve: ~5 ms per P1 and ~0.1 s per P2 call).
     """
     fits = list(fits)
     if not fits:
@@ -321,8 +334,9 @@ def frontier(fits, c_train=None, c_inf=None, c_total=None, t_inf=None, macro=Fal
         _sign(members)
         for problem, budgets in problems:
             columns = _rows(members, problem, n_min=n_min, n_max=n_max, **budgets)
-            columns.update(_bands(group, problem, n_min=n_min, n_max=n_max, band=band,
-                                  feasible=columns["feasible"], **budgets))
+            if bands:
+                columns.update(_bands(group, problem, n_min=n_min, n_max=n_max, band=band,
+                                      feasible=columns["feasible"], **budgets))
             _warn(task, problem, columns, n_min)
             columns.pop("at_lower")
             table = pd.DataFrame(columns)
@@ -336,25 +350,24 @@ def frontier(fits, c_train=None, c_inf=None, c_total=None, t_inf=None, macro=Fal
 
 def _warn(task, problem, columns, n_min):
     """Say which budgets have no feasible plan, or an optimum pinned to the smallest model searched."""
-    def budgets(mask):
-        key = "c_train" if problem == "P1" else "c_total"
-        pairs = zip(columns[key if problem == "P1" else "c_total"][mask],
-                    columns["c_inf" if problem == "P1" else "t_inf"][mask])
-        label = "C_inf" if problem == "P1" else "T_inf"
-        shown = ", ".join(f"({key[:1].upper()}{key[1:]}={a:.3g}, {label}={b:.3g})" for a, b in list(pairs)[:3])
-        return shown + (" …" if mask.sum() > 3 else "")
+    first, second = ("c_train", "c_inf") if problem == "P1" else ("c_total", "t_inf")
+
+    def listed(mask):
+        pairs = list(zip(columns[first][mask], columns[second][mask]))
+        shown = ", ".join(f"({first}={a:.3g}, {second}={b:.3g})" for a, b in pairs[:3])
+        return shown + (" ..." if len(pairs) > 3 else "")
 
     infeasible = ~columns["feasible"]
     if infeasible.any():
-        why = ("k >= 1 needs N <= C_inf/2 and D >= 1 needs N <= C_train/6" if problem == "P1"
-               else "the budget cannot train and serve even the smallest model (C < n_min·(6 + 2·T_inf))")
+        why = ("k >= 1 needs N <= c_inf/2 and D >= 1 token needs N <= c_train/6" if problem == "P1"
+               else "the budget cannot train and serve even the smallest model: c_total < n_min*(6 + 2*t_inf)")
         logger.warning("%s %s: %d budgets have no feasible plan with N >= n_min = %.3g params (%s): %s; "
                        "their optimum columns are NaN. Raise the budgets or lower n_min.",
-                       task, problem, int(infeasible.sum()), n_min, why, budgets(infeasible))
+                       task, problem, int(infeasible.sum()), n_min, why, listed(infeasible))
     if columns["at_lower"].any():
         logger.warning("%s %s: the optimum sits on the smallest model searched (n_min = %.3g params) for %d "
                        "budgets: %s; lower n_min to find the true optimum.",
-                       task, problem, n_min, int(columns["at_lower"].sum()), budgets(columns["at_lower"]))
+                       task, problem, n_min, int(columns["at_lower"].sum()), listed(columns["at_lower"]))
 
 
 def write_csv(table, path):
@@ -371,18 +384,20 @@ def write_csv(table, path):
 def parse_budgets(text, option):
     """'LO:HI:STEPS' (log-spaced, inclusive) or 'X[,Y...]' -> array of positive floats; errors name `option`."""
     hint = f"{option} {text!r}: expected LO:HI:STEPS (log-spaced, e.g. 1e18:1e25:50) or X[,Y...] (e.g. 2e9,1.4e11)"
+    parts = text.split(":")
     try:
-        if ":" in text:
-            parts = text.split(":")
-            if len(parts) != 3:
-                raise ValueError
+        if len(parts) == 3:
             lo, hi, steps = float(parts[0]), float(parts[1]), int(parts[2])
-            if not (0 < lo <= hi < np.inf) or steps < 1 or (steps == 1 and lo != hi):
-                raise ValueError(f"{hint}; need 0 < LO <= HI and STEPS >= 2 (or LO == HI with STEPS = 1)")
-            return np.geomspace(lo, hi, steps)
-        values = np.array([float(v) for v in text.split(",")])
-    except ValueError as err:
-        raise ValueError(str(err) if str(err) else hint) from None
+        elif len(parts) == 1:
+            values = np.array([float(v) for v in text.split(",")])
+        else:
+            raise ValueError
+    except ValueError:
+        raise ValueError(hint) from None
+    if len(parts) == 3:
+        if not (0 < lo <= hi < np.inf) or steps < 1 or (steps == 1 and lo != hi):
+            raise ValueError(f"{hint}; need 0 < LO <= HI and STEPS >= 2 (or LO == HI with STEPS = 1)")
+        return np.geomspace(lo, hi, steps)
     if not np.all(np.isfinite(values) & (values > 0)):
         raise ValueError(f"{hint}; every value must be finite and > 0")
     return values
@@ -422,6 +437,7 @@ def add_arguments(parser):
     parser.add_argument("--n-min", type=float, default=N_MIN, help=f"smallest model searched, params ({N_MIN:g})")
     parser.add_argument("--n-max", type=float, default=np.inf, help="largest model searched, params (no limit)")
     parser.add_argument("--band", default="5,95", help="bootstrap percentile band LO,HI (5,95)")
+    parser.add_argument("--no-bands", action="store_true", help="skip bootstrap bands even where fits have them")
     parser.add_argument("--out", required=True, metavar="FRONTIER.csv", help="output CSV (written atomically)")
 
 
@@ -438,6 +454,6 @@ def run(args):
         if text is not None:
             budgets[option] = parse_budgets(text, "--" + option.replace("_", "-"))
     table = frontier(load_fits(args.fits), macro=args.macro, n_min=args.n_min, n_max=args.n_max,
-                     band=parse_band(args.band), **budgets)
+                     band=parse_band(args.band), bands=not args.no_bands, **budgets)
     write_csv(table, args.out)
     logger.info("wrote %d frontier rows to %s", len(table), args.out)

@@ -121,8 +121,14 @@ def load_hub_records(task, hub, config=None, path=None):
     return {s: ds[s].to_list() for s in SPLITS if s in ds}
 
 
+def _get(record, name):
+    """record[name], or None when absent or a missing value (NaN where pandas read a ragged file)."""
+    value = record.get(name)
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
 def _field(task, split, i, record, name):
-    if name not in record or record[name] is None:
+    if _get(record, name) is None:
         raise ValueError(f"task {task!r}: {split} record {i} lacks field {name!r}; is the file in the hub's schema?")
     return record[name]
 
@@ -161,7 +167,7 @@ def load_arc_easy(path=None):
         for i, r in enumerate(records):
             answer, texts = _choice_answer("arc_easy", split, i, r)
             question = _field("arc_easy", split, i, r, "question")
-            rows.append({"id": str(r.get("id") or f"{split}-{i}"), "prompt": f"Question: {question}\nAnswer:",
+            rows.append({"id": str(_get(r, "id") or f"{split}-{i}"), "prompt": f"Question: {question}\nAnswer:",
                          "answer": f" {answer}", "choices": texts, "split": split})
     return _table("arc_easy", rows)
 
@@ -171,10 +177,10 @@ def load_sciq(path=None):
     rows = []
     for split, records in load_hub_records("sciq", "allenai/sciq", path=path).items():
         for i, r in enumerate(records):
-            support = str(r.get("support") or "").strip()
+            support = str(_get(r, "support") or "").strip()
             question = _field("sciq", split, i, r, "question")
             answer = _field("sciq", split, i, r, "correct_answer")
-            distractors = [r[k] for k in ("distractor1", "distractor2", "distractor3") if r.get(k) is not None]
+            distractors = [r[k] for k in ("distractor1", "distractor2", "distractor3") if _get(r, k) is not None]
             rows.append({"id": f"{split}-{i}", "prompt": f"{support}\nQuestion: {question}\nAnswer:".lstrip(),
                          "answer": f" {answer}", "choices": [answer, *distractors], "split": split})
     return _table("sciq", rows)
@@ -187,7 +193,7 @@ def load_openbookqa(path=None):
         for i, r in enumerate(records):
             answer, texts = _choice_answer("openbookqa", split, i, r)
             question = _field("openbookqa", split, i, r, "question_stem")
-            rows.append({"id": str(r.get("id") or f"{split}-{i}"), "prompt": question, "answer": f" {answer}",
+            rows.append({"id": str(_get(r, "id") or f"{split}-{i}"), "prompt": question, "answer": f" {answer}",
                          "choices": texts, "split": split})
     return _table("openbookqa", rows)
 

@@ -5,9 +5,9 @@ from _setup import start
 
 log = start(snakemake)
 from t2scaling.fitresult import load_fit
-from t2scaling.frontier import frontier_table, write_frontier
+from t2scaling.frontier import frontier, write_csv
 
 fit = load_fit(snakemake.input.fit)
-table = frontier_table([fit], snakemake.params.c_train, snakemake.params.c_inf)
-write_frontier(table, snakemake.output[0])
+table = frontier([fit], snakemake.params.c_train, snakemake.params.c_inf)
+write_csv(table, snakemake.output[0])
 log.info("%s %s frontier: %d budgets", fit.task, fit.law, len(table))

@@ -5,9 +5,9 @@ from _setup import start
 
 log = start(snakemake)
 from t2scaling.fitresult import load_fit
-from t2scaling.frontier import frontier_table, write_frontier
+from t2scaling.frontier import frontier, write_csv
 
 fits = [load_fit(path) for path in snakemake.input.fits]
-table = frontier_table(fits, snakemake.params.c_train, snakemake.params.c_inf, macro=True)
-write_frontier(table, snakemake.output[0])
+table = frontier(fits, snakemake.params.c_train, snakemake.params.c_inf, macro=True)
+write_csv(table, snakemake.output[0])
 log.info("macro frontier of %d tasks: %d rows", len(fits), len(table))

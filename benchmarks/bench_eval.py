@@ -1,0 +1,138 @@
+"""Evaluation speed, each figure beside a naive baseline measured in the same run (DESIGN.md §6).
+
+1. Likelihood mode: a 1,000-question task on a ~1M-parameter model (target <= 5 s on a laptop CPU), vs
+   one question at a time without padding.
+2. Sampling mode, n = 64: the shared prompt KV cache vs `model.generate(num_return_sequences=n)` on the same
+   model, questions, budgets and stop tokens (target >= 3x faster), with both success rates.
+
+The model is a random-init (width 128, depth 4) decoder whose logits are sharpened, so that answers drawn
+from it (the gold answers here) are likely and success rates are far from 0; the tokenizer is a byte-level
+BPE trained on the task text. Run: `python benchmarks/bench_eval.py [--questions 1000 --sampled 100]`.
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+from t2scaling.evaluate import (answer_nll, count_correct, encode_questions, evaluate_questions, evaluate_task,
+                                load_checkpoint, question_seed, sample_answers, stop_token_mask)
+from t2scaling.model import build_model
+from t2scaling.tasks import exact_match, write_task_table
+
+SYLLABLES = ["ka", "lo", "mi", "ru", "ten", "vor", "sa", "quel", "dan", "pri", "zo", "hel", "ast", "mun"]
+TEMPLATES = ["The capital of {x} is", "In the old tales, the river {x} flows into", "Question: Who rules {x}?\nAnswer:",
+             "{x} was founded by a trader from", "Everyone in the valley knows that {x} trades mostly with"]
+
+
+def synthetic_prompts(n, seed=0):
+    rng = np.random.default_rng(seed)
+    names = ["".join(rng.choice(SYLLABLES, rng.integers(2, 4))).capitalize() for _ in range(n)]
+    return [TEMPLATES[i % len(TEMPLATES)].format(x=name) for i, name in enumerate(names)]
+
+
+def train_tokenizer(texts, vocab_size=1024):
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
+
+
+def build_task(n_questions, checkpoint_dir):
+    """Save a sharpened ~1M-param model + tokenizer; gold answers are 1-3 tokens drawn from the model."""
+    prompts = synthetic_prompts(n_questions)
+    tokenizer = train_tokenizer(prompts * 3 + [" ".join(SYLLABLES)] * 50)
+    model = build_model(128, 4, 1024, 256, head_dim=32, ffn_multiple=32, seed=0, eos_token_id=0)
+    with torch.no_grad():
+        model.model.norm.weight.mul_(40.0)  # sharpen: answers drawn from the model stay likely
+    model.eval()
+    # draw each gold answer with one sample, as a fresh question with a 1-3 token budget
+    stub = encode_questions(tokenizer, prompts, [" x"] * n_questions)
+    budgets = np.random.default_rng(1).integers(1, 4, n_questions)
+    drawn = sample_answers(model, stub, 1, budgets, stop_token_mask(tokenizer, model),
+                           [question_seed(12345, i) for i in range(n_questions)])
+    answers = [tokenizer.decode([t for t in tokens[0] if t != 0]) for tokens, _ in drawn]
+    table = pd.DataFrame({"id": [f"q{i}" for i in range(n_questions)], "prompt": prompts, "answer": answers})
+    table = table[(table["answer"].str.strip() != "") & ~table["answer"].str.contains("\n")].reset_index(drop=True)
+    model.save_pretrained(checkpoint_dir)
+    tokenizer.save_pretrained(checkpoint_dir)
+    return table
+
+
+def bench_likelihood(checkpoint_dir, table, table_path, tmp):
+    model, tokenizer = load_checkpoint(checkpoint_dir, "cpu")
+    t0 = time.perf_counter()
+    out = evaluate_task(checkpoint_dir, table_path, tmp / "eval.parquet", batch_size=32)
+    end_to_end = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    encoded = encode_questions(tokenizer, table["prompt"], table["answer"])
+    batched = answer_nll(model, encoded, batch_size=32)
+    core = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with torch.no_grad():  # baseline: one question at a time, no padding, full logits
+        naive = []
+        for q in encoded:
+            logp = torch.log_softmax(model(input_ids=torch.tensor([q.ids])).logits[0, :-1], -1)
+            naive.append(-logp[torch.arange(q.start - 1, len(q.ids) - 1), torch.tensor(q.ids[q.start:])].sum().item())
+    naive_s = time.perf_counter() - t0
+    print(f"likelihood, {len(table)} questions, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params:")
+    print(f"  evaluate_task end to end (load, tokenise, score, write): {end_to_end:.2f} s  (target <= 5 s)")
+    print(f"  batched scoring {core:.2f} s vs one at a time {naive_s:.2f} s: {naive_s / core:.1f}x; "
+          f"max |diff| {np.abs(batched - np.array(naive)).max():.1e} nats, mean p {np.exp(-out['nll']).mean():.3f}")
+
+
+def bench_sampling(checkpoint_dir, table, n):
+    model, tokenizer = load_checkpoint(checkpoint_dir, "cpu")
+    encoded = encode_questions(tokenizer, table["prompt"], table["answer"])
+    budgets = [q.n_answer_tokens + 8 for q in encoded]
+    stop = stop_token_mask(tokenizer, model)
+    t0 = time.perf_counter()
+    ours = evaluate_questions(model, tokenizer, table, mode="sampling", n_samples=n, max_new_tokens=budgets,
+                              progress=False)["n_correct"].to_numpy()
+    ours_s = time.perf_counter() - t0
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    theirs = []
+    for q, answer, budget in zip(encoded, table["answer"], budgets):
+        out = model.generate(torch.tensor([q.ids[: q.start]]), do_sample=True, num_return_sequences=n, top_k=0,
+                             top_p=1.0, temperature=1.0, max_new_tokens=budget, pad_token_id=0,
+                             eos_token_id=stop.nonzero()[:, 0].tolist())
+        token_lists = [[t for t in row if t != 0] for row in out[:, q.start:].tolist()]
+        theirs.append(count_correct(tokenizer, q, answer, token_lists, exact_match))
+    theirs_s = time.perf_counter() - t0
+    theirs = np.array(theirs)
+    rate_ours, rate_theirs = ours.sum() / (n * len(ours)), theirs.sum() / (n * len(theirs))
+    pooled = (ours + theirs) / (2 * n)
+    z = (ours.sum() - theirs.sum()) / np.sqrt((2 * n * pooled * (1 - pooled)).sum())
+    print(f"sampling, {len(table)} questions x n = {n}:")
+    print(f"  shared prompt cache {ours_s:.2f} s vs generate(num_return_sequences={n}) {theirs_s:.2f} s: "
+          f"{theirs_s / ours_s:.1f}x faster (target >= 3x)")
+    print(f"  success rate {rate_ours:.4f} vs {rate_theirs:.4f} (z = {z:+.2f}; |z| < 3 is within sampling error)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=1000)
+    parser.add_argument("--sampled", type=int, default=100, help="questions in the sampling comparison")
+    parser.add_argument("--n", type=int, default=64)
+    args = parser.parse_args()
+    print(f"torch threads: {torch.get_num_threads()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        table = build_task(args.questions + 50, tmp / "ckpt").iloc[: args.questions].reset_index(drop=True)
+        table_path = write_task_table(table, tmp / "task.parquet")
+        bench_likelihood(tmp / "ckpt", table, table_path, tmp)
+        bench_sampling(tmp / "ckpt", table.iloc[: args.sampled].reset_index(drop=True), args.n)
+
+
+if __name__ == "__main__":
+    main()

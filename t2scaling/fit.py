@@ -1,0 +1,627 @@
+"""Fit scaling laws (DESIGN.md §2.3–2.5): Chinchilla, T² Approach 1 and T² Approach 2, and `t2scaling fit`.
+
+Every fitter returns a `FitResult` (the Fit JSON of §5). Objectives are written once, batched over many
+parameter vectors (rows of X) with analytic gradients. `_multistart` runs a vectorised BFGS from every start
+at once, drops the worse half every few steps, then polishes the best few distinct candidates with scipy's
+L-BFGS-B; the best objective wins. Optimiser space = `law.pack` order (positive scales as logs).
+"""
+
+import argparse
+import hashlib
+import logging
+import time
+
+import numpy as np
+from scipy.optimize import least_squares, minimize
+from scipy.special import betaln, digamma, expit
+from scipy.stats import betabinom
+from tqdm import tqdm
+
+from t2scaling import observations
+from t2scaling.fitresult import FitResult
+from t2scaling.laws import get_law
+from t2scaling.passk import beta_pass_at_k
+
+logger = logging.getLogger(__name__)
+
+HUBER_DELTA = 1e-3
+# Hoffmann et al.'s start grid (4,500 points): alpha, beta in {0, .5, .., 2}, e in {-1, -.5, .., 1}, a, b in {0, 5, .., 25}.
+_HALVES, _ES, _AB = np.arange(0, 2.01, 0.5), np.arange(-1, 1.01, 0.5), np.arange(0, 26, 5.0)
+HOFFMANN_GRID = np.stack(np.meshgrid(_AB, _AB, _ES, _HALVES, _HALVES, indexing="ij"), -1).reshape(-1, 5)
+# Optimiser-space bounds, wide on purpose: a fit that ends on one is reported as not converged.
+CHINCHILLA_BOUNDS = np.array([(-10, 60), (-10, 60), (-10, 6), (0, 5), (0, 5)], dtype=float)  # a, b, e, alpha, beta
+APPROACH1_BOUNDS = np.vstack([CHINCHILLA_BOUNDS, [(-10, 6), (0, 5)]])  # + log G, gamma
+THETA_BOUNDS = np.array([(-50, 50), (0, 1e3), (1e-6, 1), (-25, 25), (-25, 25)], dtype=float)  # theta0..theta4
+LEGAL_AT_BOUND = {"theta2"}  # theta2 = 1 (every question solvable) is a legitimate value
+VARIANTS = {"chinchilla": ("huber", "profile_e"), "approach1": ("sse",), "approach2": ("sse", "likelihood")}
+DEFAULT_K_GRID = observations.DEFAULT_K_GRID
+
+
+# ---- objectives: rows of X are parameter vectors; each returns value (S,) and gradient (S, d) ----
+
+def _chinchilla_objective(X, logN, logD, logL, weight):
+    """sum_i w_i Huber(log L̂_i - log L_i), log L̂ = LSE(a - alpha log N, b - beta log D, e)."""
+    tA = X[:, :1] - X[:, 3:4] * logN
+    tB = X[:, 1:2] - X[:, 4:5] * logD
+    top = np.maximum(np.maximum(tA, tB), X[:, 2:3])
+    eA, eB, eE = np.exp(tA - top), np.exp(tB - top), np.exp(X[:, 2:3] - top)
+    total = eA + eB + eE
+    r = top + np.log(total) - logL
+    clipped = np.clip(r, -HUBER_DELTA, HUBER_DELTA)  # Huber'(r); Huber(r) = clipped * (r - clipped / 2)
+    dr = weight * clipped / total  # times softmax weights below = d Huber / d term
+    gA, gB = dr * eA, dr * eB
+    grad = np.stack([gA.sum(1), gB.sum(1), (dr * eE).sum(1), -gA @ logN, -gB @ logD], axis=1)
+    return (weight * clipped * (r - 0.5 * clipped)).sum(axis=1), grad
+
+
+def _approach1_objective(X, logN, logD, logk, Q):
+    """sum_i (L̂_i - Q_i)^2, L̂ = A/N^alpha + B/D^beta + E + G/k^gamma; X = (a, b, e, alpha, beta, g, gamma)."""
+    tA = np.exp(X[:, :1] - X[:, 3:4] * logN)
+    tB = np.exp(X[:, 1:2] - X[:, 4:5] * logD)
+    tG = np.exp(X[:, 5:6] - X[:, 6:7] * logk)
+    r2 = 2.0 * (tA + tB + np.exp(X[:, 2:3]) + tG - Q)
+    gA, gB, gG = r2 * tA, r2 * tB, r2 * tG
+    grad = np.stack([gA.sum(1), gB.sum(1), r2.sum(1) * np.exp(X[:, 2]), -gA @ logN, -gB @ logD, gG.sum(1),
+                     -gG @ logk], axis=1)
+    return 0.25 * (r2 * r2).sum(axis=1), grad
+
+
+def _beta_ab(T, L):
+    """Approach 2 links at task NLL L: Beta (a, b) (S, n) and their theta-derivatives (5, S, n)."""
+    s = expit(-T[:, 1:2] * (L - T[:, :1]))
+    raw = T[:, 2:3] * s
+    mu = np.clip(raw, 1e-12, 1 - 1e-12)  # as laws.Approach2.beta_params; flat (zero gradient) where clipped
+    nu = np.exp(T[:, 3:4] + T[:, 4:5] * L)
+    ds = T[:, 2:3] * s * (1 - s) * (mu == raw)
+    zero = np.zeros_like(mu)
+    dmu = np.stack(np.broadcast_arrays(ds * T[:, 1:2], -ds * (L - T[:, :1]), s * (mu == raw), zero, zero))
+    dnu = np.stack(np.broadcast_arrays(zero, zero, zero, nu, nu * L))
+    return mu * nu, (1 - mu) * nu, dmu * nu + mu * dnu, -dmu * nu + (1 - mu) * dnu
+
+
+def _approach2_sse_objective(T, L, k, acc):
+    """sum_i (Acc(L_i, k_i) - acc_i)^2 over checkpoints x k, Acc = 1 - B(a, b+k)/B(a, b)."""
+    a, b, da, db = _beta_ab(T, L)
+    ratio = np.exp(betaln(a, b + k) - betaln(a, b))  # 1 - Acc
+    r2 = 2.0 * (1.0 - ratio - acc)
+    dlr_da = digamma(a + b + k) - digamma(a + b)  # -d log ratio / da
+    dlr_db = dlr_da - digamma(b + k) + digamma(b)
+    ga, gb = r2 * ratio * dlr_da, r2 * ratio * dlr_db
+    return 0.25 * (r2 * r2).sum(axis=1), (ga * da + gb * db).sum(axis=-1).T
+
+
+def _approach2_nll_objective(T, L, data):
+    """Negative log-likelihood (nats) of per-question p (Beta) or (n, c) (Beta-binomial) at links of L."""
+    if data["kind"] == "beta":  # sufficient statistics per checkpoint: m, sum log p, sum log(1 - p)
+        a, b, da, db = _beta_ab(T, L)
+        m, ab = data["m"], digamma(a + b)
+        value = -((a - 1) * data["sum_log_p"] + (b - 1) * data["sum_log_1mp"] - m * betaln(a, b)).sum(axis=1)
+        ga = -(data["sum_log_p"] - m * (digamma(a) - ab))
+        gb = -(data["sum_log_1mp"] - m * (digamma(b) - ab))
+    else:  # distinct (checkpoint, n, c) rows with counts
+        n, c, w = data["n"], data["c"], data["count"]
+        a, b, da, db = _beta_ab(T, L[data["ckpt"]])
+        value = -(w * betabinom.logpmf(c, n, a, b)).sum(axis=1)
+        common = digamma(a + b) - digamma(n + a + b)
+        ga = -w * (digamma(c + a) - digamma(a) + common)
+        gb = -w * (digamma(n - c + b) - digamma(b) + common)
+    return value, (ga * da + gb * db).sum(axis=-1).T
+
+
+# ---- optimiser ----
+
+def _bfgs_steps(fun, state, steps):
+    """`steps` projected BFGS iterations on every row at once, each with its own backtracking line search."""
+    X, lo, hi, f, G, H = state
+    S, d = X.shape
+    eye = np.eye(d)
+    free = lo < hi
+    for _ in range(steps):
+        P = -np.einsum("sij,sj->si", H, G)
+        slope = (P * G).sum(1)
+        restart = ~(slope < 0)  # not a descent direction: steepest descent with a unit-length step
+        H[restart] = eye
+        P[restart] = -G[restart] / np.maximum(np.linalg.norm(G[restart], axis=1, keepdims=True), 1e-300)
+        slope[restart] = (P[restart] * G[restart]).sum(1)
+        t = np.ones(S)
+        Xn = np.clip(X + P, lo, hi)
+        fn, Gn = fun(Xn)
+        todo = ~(fn <= f + 1e-4 * slope)  # Armijo; NaN fails
+        for _ in range(40):
+            if not todo.any():
+                break
+            t[todo] *= 0.25
+            Xn[todo] = np.clip(X[todo] + t[todo, None] * P[todo], lo[todo], hi[todo])
+            fn[todo], Gn[todo] = fun(Xn[todo])
+            todo &= ~(fn <= f + 1e-4 * t * slope)
+        Xn[todo], fn[todo], Gn[todo] = X[todo], f[todo], G[todo]  # no acceptable step: stay, restart next time
+        Gn = Gn * free
+        s, y = Xn - X, Gn - G
+        sy = (s * y).sum(1)
+        ok = sy > 1e-12 * np.linalg.norm(s, axis=1) * np.linalg.norm(y, axis=1) + 1e-300
+        fresh = ok & np.all(H == eye, axis=(1, 2))
+        H[fresh] *= (sy[fresh] / (y[fresh] ** 2).sum(1))[:, None, None]  # scale the first inverse Hessian
+        if ok.any():
+            Hs, so, yo, rho = H[ok], s[ok], y[ok], 1.0 / sy[ok]
+            Hy = np.einsum("sij,sj->si", Hs, yo)
+            H[ok] = (Hs - rho[:, None, None] * (so[:, :, None] * Hy[:, None, :] + Hy[:, :, None] * so[:, None, :])
+                     + (rho**2 * (yo * Hy).sum(1) + rho)[:, None, None] * so[:, :, None] * so[:, None, :])
+        H[todo] = eye
+        X, f, G = Xn, fn, Gn
+    return [X, lo, hi, f, G, H]
+
+
+def _polish(fun, x0, lo, hi):
+    """L-BFGS-B to tight tolerances (the paper: up to 5,000 iterations, tol 1e-15)."""
+
+    def single(x):
+        f, g = fun(x[None])
+        return float(f[0]), g[0]
+
+    res = minimize(single, x0, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)),
+                   options=dict(maxiter=5000, maxfun=20000, ftol=1e-15, gtol=1e-12, maxcor=20))
+    g = np.asarray(res.jac, dtype=float) if res.jac is not None else np.full(len(x0), np.nan)
+    pushing_out = ((res.x <= lo) & (g > 0)) | ((res.x >= hi) & (g < 0)) | (lo == hi)
+    pgrad = np.abs(np.where(pushing_out, 0.0, g)).max()
+    # Tight tolerances usually end in "abnormal termination in line search" at machine precision; accept that
+    # only when the projected gradient is small on the objective's own scale.
+    res.stationary = bool(np.isfinite(res.fun) and (res.success or pgrad <= 1e-6 * max(1.0, abs(res.fun))))
+    res.pgrad = float(pgrad)
+    return res
+
+
+def _multistart(fun, starts, bounds, keep=8, prune_steps=10, final_steps=40):
+    """Minimise `fun` from every start; returns the polished candidates (scipy results), best first."""
+    X = np.array(starts, dtype=float)
+    lo = np.broadcast_to(bounds[..., 0], X.shape).copy()
+    hi = np.broadcast_to(bounds[..., 1], X.shape).copy()
+    X = np.clip(X, lo, hi)
+    f, G = fun(X)
+    bad = ~np.isfinite(f) | ~np.all(np.isfinite(G), axis=1)
+    f[bad], G[bad] = np.inf, 0.0
+    state = [X, lo, hi, f, G * (lo < hi), np.tile(np.eye(X.shape[1]), (len(X), 1, 1))]
+    while len(state[0]) > 4 * keep:
+        state = _bfgs_steps(fun, state, prune_steps)
+        best = np.argsort(np.nan_to_num(state[3], nan=np.inf), kind="stable")[: max(4 * keep, len(state[0]) // 2)]
+        state = [a[best] for a in state]
+    X, lo, hi, f = _bfgs_steps(fun, state, final_steps)[:4]
+    order = np.argsort(np.nan_to_num(f, nan=np.inf), kind="stable")
+    _, first = np.unique(np.round(X[order], 3), axis=0, return_index=True)
+    picks = order[np.sort(first)][:keep]
+    results = [_polish(fun, X[i], lo[i], hi[i]) for i in picks if np.isfinite(f[i])]
+    return sorted(results, key=lambda r: r.fun if np.isfinite(r.fun) else np.inf)
+
+
+# ---- shared checks and reporting ----
+
+def _points(label, **arrays):
+    out = [np.asarray(v, dtype=float) for v in arrays.values()]
+    try:
+        out = np.broadcast_arrays(*out)
+    except ValueError as err:
+        raise ValueError(f"{label}: arrays {list(arrays)} have incompatible shapes {[a.shape for a in out]}") from err
+    for name, v in zip(arrays, out):
+        if not np.all(np.isfinite(v)) or np.any(v <= 0):
+            raise ValueError(f"{label}: {name} must be finite and > 0 everywhere (first bad index "
+                             f"{int(np.flatnonzero(~(np.isfinite(v) & (v > 0)))[0])}); fix or drop those points")
+    return [v.ravel() for v in out]
+
+
+def _require_spread(label, N, D):
+    for name, v in (("N", N), ("D", D)):
+        if np.unique(v).size < 2:
+            raise ValueError(f"{label}: every point has the same {name} = {v[0]:g}, so the law cannot separate its "
+                             f"{name} term from E; add checkpoints with other {name}")
+
+
+def _array_hash(*arrays):
+    digest = hashlib.sha256()
+    for a in arrays:
+        digest.update(np.ascontiguousarray(np.asarray(a, dtype=float)).tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def _r2(observed, predicted):
+    ss_tot = ((observed - observed.mean()) ** 2).sum()
+    return float(1.0 - ((observed - predicted) ** 2).sum() / ss_tot) if ss_tot > 0 else float("nan")
+
+
+def _problems(names, values, best, x, bounds, r2, stage=""):
+    """Honest reasons a fit is not a converged fit (empty list = converged). values: natural parameters."""
+    where = f"{stage}: " if stage else ""
+    if best is None or not np.isfinite(best.fun):
+        return [f"{where}the optimiser failed from every start (no finite objective)"]
+    out = [] if best.stationary else [f"{where}L-BFGS-B stopped before a stationary point ({best.message}; "
+                                      f"projected gradient {best.pgrad:.2g})"]
+    for name, xi, (lo, hi) in zip(names, x, bounds):
+        for side, edge in (("lower", lo), ("upper", hi)):
+            if lo < hi and abs(xi - edge) <= 1e-6 * max(1.0, abs(edge)) and not (
+                    side == "upper" and name in LEGAL_AT_BOUND):
+                out.append(f"{where}{name} = {values[name]:.4g} sits at its {side} bound")
+    if r2 is not None and not (np.isfinite(r2) and r2 >= 0):
+        out.append(f"{where}R^2 = {r2:.3g} (the law explains none of the variation)")
+    return out
+
+
+def _verdict(label, law_name, problems, fix, allow_unconverged):
+    if not problems:
+        return True
+    text = f"{label}: the {law_name} fit did not converge: {'; '.join(problems)}. {fix}"
+    if allow_unconverged:
+        logger.warning("%s (kept with converged=false)", text)
+        return False
+    raise ValueError(text + " To keep it anyway with converged=false, pass allow_unconverged=True "
+                            "(CLI: --allow-unconverged).")
+
+
+def _bootstrap(refit, groups, replicates, seed, law):
+    """Refit on `replicates` resamples of the groups (checkpoints); returns (params list, failures)."""
+    rng = np.random.default_rng(seed)
+    ids = np.unique(groups)
+    members = [np.flatnonzero(groups == g) for g in ids]
+    out, failed = [], 0
+    if not replicates:
+        return out, failed
+    for _ in tqdm(range(replicates), desc=f"bootstrap {law}", disable=None, leave=False):
+        pick = rng.choice(len(ids), size=len(ids), replace=True)
+        x = refit(np.concatenate([members[i] for i in pick]), pick)
+        if x is None:
+            failed += 1
+        else:
+            out.append(get_law(law).unpack(x))
+    if failed:
+        logger.warning("bootstrap %s: %d of %d replicates did not converge and were left out", law, failed,
+                       replicates)
+    return out, failed
+
+
+def _derived(params):
+    return {"n_star_exponent": params["beta"] / (params["alpha"] + params["beta"])}
+
+
+def _intervals(samples, level=0.95):
+    """Percentile intervals of every parameter and derived quantity over bootstrap replicates."""
+    if not samples:
+        return {}
+    rows = [{**p, **_derived(p)} for p in samples]
+    q = 100 * (1 - level) / 2
+    return {name: [float(np.percentile([r[name] for r in rows], q)), float(np.percentile([r[name] for r in rows],
+                                                                                           100 - q))]
+            for name in rows[0]}
+
+
+def _refit_best(fun, starts, bounds):
+    """Bootstrap refit: short multistart from the full-data local optima; None when it does not converge."""
+    results = _multistart(fun, starts, bounds, keep=2)
+    return results[0].x if results and results[0].stationary else None
+
+
+# ---- Chinchilla ----
+
+def _isoflop_weights(N, D, variance):
+    """Inverse-variance weights, the variance pooled over each isoFLOP group (C = 6ND within 10 %), mean 1.
+
+    `variance` is each point's sampling variance (for task NLL: var over questions / n questions); without it
+    the weights are uniform.
+    """
+    if variance is None:
+        return np.ones_like(N), "uniform (no per-point variance)"
+    log_c = np.log(6 * N * D)
+    order = np.argsort(log_c)
+    group = np.empty(len(N), dtype=int)
+    group[order] = np.cumsum(np.r_[0, np.diff(log_c[order]) > np.log(1.1)])
+    pooled = np.array([variance[group == g].mean() for g in range(group.max() + 1)])[group]
+    if not np.all(pooled > 0):
+        return np.ones_like(N), "uniform (zero variance in an isoFLOP group)"
+    w = 1.0 / pooled
+    return w / w.mean(), "inverse variance pooled per isoFLOP group"
+
+
+def _chinchilla(N, D, L, variant, variance, task, label, allow_unconverged):
+    """Fit points; returns (FitResult without bootstrap, refit(idx) -> x or None for bootstrap resamples)."""
+    t0 = time.perf_counter()
+    if variant not in VARIANTS["chinchilla"]:
+        raise ValueError(f"{label}: unknown chinchilla variant {variant!r}; choose from {VARIANTS['chinchilla']}")
+    N, D, L = _points(label, N=N, D=D, loss=L)
+    observations.require_points(len(L), "chinchilla", label)
+    _require_spread(label, N, D)
+    logN, logD, logL = np.log(N), np.log(D), np.log(L)
+    if variant == "huber":
+        weight, note = np.ones_like(L), "uniform"
+        starts, bounds = HOFFMANN_GRID, CHINCHILLA_BOUNDS
+    else:  # profile E over 40 values in [0.01, 0.95] min(L); (a, b, alpha, beta) from Hoffmann's grid at each
+        variance = None if variance is None else np.broadcast_to(np.asarray(variance, dtype=float), L.shape)
+        weight, note = _isoflop_weights(N, D, variance)
+        e_grid = np.log(np.linspace(0.01, 0.95, 40) * L.min())
+        rest = np.unique(HOFFMANN_GRID[:, [0, 1, 3, 4]], axis=0)
+        starts = np.array([[a, b, e, al, be] for e in e_grid for a, b, al, be in rest])
+        bounds = _fix_e(starts)
+
+    def objective(idx):
+        return lambda X: _chinchilla_objective(X, logN[idx], logD[idx], logL[idx], weight[idx])
+
+    results = _multistart(objective(np.arange(len(L))), starts, bounds)
+    law = get_law("chinchilla")
+    best = results[0] if results else None
+    x = best.x if best is not None else np.full(5, np.nan)
+    r2 = _r2(L, law.predict(law.unpack(x), N, D)) if best is not None else float("nan")
+    problems = _problems(law.param_names, law.unpack(x), best, x, bounds.reshape(-1, 5, 2)[0], r2)
+    if variant == "profile_e" and best is not None and (np.isclose(x[2], e_grid[0]) or np.isclose(x[2], e_grid[-1])):
+        problems.append(f"E = {np.exp(x[2]):.4g} sits at an end of its profile grid [0.01, 0.95] min(loss)")
+    converged = _verdict(label, "chinchilla", problems, "Add points over a wider range of N and D, or check the "
+                         "losses are in nats.", allow_unconverged)
+    # Bootstrap refits start from the full-data local optima (profile E: the best fit moved to every grid E).
+    refit_starts = np.array([r.x for r in results]) if variant == "huber" else \
+        np.array([[x[0], x[1], e, x[3], x[4]] for e in e_grid])
+    refit_bounds = bounds if variant == "huber" else _fix_e(refit_starts)
+    params = law.unpack(x)
+    fit = FitResult(
+        law="chinchilla", params=params, task=task, derived=_derived(params), r2=r2, n_points=len(L),
+        objective=float(best.fun) if best is not None else float("nan"), restarts=len(starts), converged=converged,
+        seconds=time.perf_counter() - t0, input_hash=_array_hash(N, D, L),
+        options=dict(variant=variant, huber_delta=HUBER_DELTA, weights=note))
+    return fit, lambda idx: _refit_best(objective(idx), refit_starts, refit_bounds)
+
+
+def _fix_e(starts):
+    """Per-start bounds with log E fixed at the start's value (profile E)."""
+    bounds = np.broadcast_to(CHINCHILLA_BOUNDS, (len(starts), 5, 2)).copy()
+    bounds[:, 2, :] = starts[:, 2:3]
+    return bounds
+
+
+def _finish(fit, t0, samples, failed, bootstrap, seed):
+    fit.bootstrap_params, fit.intervals = samples, _intervals(samples)
+    fit.options.update(seed=seed, bootstrap=bootstrap, bootstrap_failed=failed)
+    fit.seconds = time.perf_counter() - t0
+    return fit
+
+
+def fit_chinchilla(N, D, loss, *, variant="huber", variance=None, bootstrap=0, seed=0, task="", label="arrays",
+                   allow_unconverged=False):
+    """Fit L(N, D) = E + A/N^alpha + B/D^beta to losses (nats) at N params, D tokens (DESIGN.md §2.3).
+
+    variant "huber": sum of Huber_1e-3 on log residuals from Hoffmann's 4,500-point start grid. "profile_e":
+    E profiled over 40 values in [0.01, 0.95] min(loss) with inverse-variance weights pooled per isoFLOP group
+    (`variance`: per-point sampling variance, e.g. of a mean task NLL). bootstrap: replicates resampling points.
+    """
+    t0 = time.perf_counter()
+    fit, refit = _chinchilla(N, D, loss, variant, variance, task, label, allow_unconverged)
+    samples, failed = _bootstrap(lambda idx, _: refit(idx), np.arange(fit.n_points), bootstrap, seed, "chinchilla")
+    return _finish(fit, t0, samples, failed, bootstrap, seed)
+
+
+# ---- Approach 1 ----
+
+def _approach1_starts(restarts, rng):
+    """Random starts (a, b, e, alpha, beta, g, gamma) over ranges like Hoffmann's grid."""
+    lo = np.array([0, 0, -3, 0, 0, -3, 0.0])
+    hi = np.array([25, 25, 2, 2, 2, 2, 1.5])
+    return lo + (hi - lo) * rng.random((restarts, 7))
+
+
+def fit_approach1(N, D, k, Q, *, restarts=500, bootstrap=0, seed=0, task="", label="arrays",
+                  allow_unconverged=False):
+    """Fit Q(N, D, k) = E + A/N^alpha + B/D^beta + G/k^gamma (task loss, nats) by SSE (DESIGN.md §2.4).
+
+    N, D, k, Q broadcast to one point each (checkpoints x k grid). `restarts` random starts, best objective
+    wins. Bootstrap resamples checkpoints (points sharing N and D) with their whole k curve.
+    """
+    t0 = time.perf_counter()
+    N, D, k, Q = _points(label, N=N, D=D, k=k, Q=Q)
+    if np.any(k < 1):
+        raise ValueError(f"{label}: k must be >= 1 (samples per question)")
+    observations.require_points(len(Q), "approach1", label, "points (checkpoints x k)")
+    _require_spread(label, N, D)
+    if np.unique(k).size < 2:
+        raise ValueError(f"{label}: a single k = {k[0]:g}: G/k^gamma cannot be told from E; use a k grid with "
+                         "several values (e.g. 1,2,4,...,1024)")
+    logN, logD, logk = np.log(N), np.log(D), np.log(k)
+    make = lambda idx: (lambda X: _approach1_objective(X, logN[idx], logD[idx], logk[idx], Q[idx]))  # noqa
+    rng = np.random.default_rng(seed)
+    results = _multistart(make(np.arange(len(Q))), _approach1_starts(restarts, rng), APPROACH1_BOUNDS)
+    law = get_law("approach1")
+    best = results[0] if results else None
+    x = best.x if best is not None else np.full(7, np.nan)
+    params = law.unpack(x)
+    r2 = _r2(Q, law.predict(params, N, D, k)) if best is not None else float("nan")
+    converged = _verdict(label, "approach1", _problems(law.param_names, params, best, x, APPROACH1_BOUNDS, r2),
+                         "Add checkpoints, widen the k grid, or check Q is a loss in nats.", allow_unconverged)
+    fit = FitResult(
+        law="approach1", params=params, task=task, derived=_derived(params), r2=r2, n_points=len(Q),
+        objective=float(best.fun) if best is not None else float("nan"), restarts=restarts, converged=converged,
+        input_hash=_array_hash(N, D, k, Q), k_grid=sorted(set(k.tolist())), options=dict(variant="sse"))
+    groups = np.unique(np.stack([N, D], 1), axis=0, return_inverse=True)[1].ravel()
+    starts = np.array([r.x for r in results])
+    samples, failed = _bootstrap(lambda idx, _: _refit_best(make(idx), starts, APPROACH1_BOUNDS), groups,
+                                 bootstrap, seed, "approach1")
+    return _finish(fit, t0, samples, failed, bootstrap, seed)
+
+
+# ---- Approach 2 ----
+
+def _theta_init(L, k, acc):
+    """Start for theta0..theta4: a plain sigmoid fit of pass@1 vs L̂ gives theta0..2 (0 < theta2 <= 1); a
+    per-checkpoint precision nu fitted to its pass@k curve, regressed log-linearly on L̂, gives theta3, theta4."""
+    acc1 = acc[:, list(k).index(1.0)] if 1.0 in k else acc[:, 0]
+    spread = max(L.std(), 1e-3)
+    fit = least_squares(lambda t: t[2] * expit(-t[1] * (L - t[0])) - acc1, [np.median(L), 2 / spread,
+                        min(1.0, max(acc1.max(), 1e-3))], bounds=([-50, 0, 1e-6], [50, 1e3, 1]))
+    mu = np.clip(acc1, 1e-6, 1 - 1e-6)[:, None, None]
+    log_nu = np.linspace(-6, 10, 161)[None, :, None]
+    nu = np.exp(log_nu)
+    sse = ((beta_pass_at_k(mu * nu, (1 - mu) * nu, k[None, None, :]) - acc[:, None, :]) ** 2).sum(-1)
+    best = log_nu[0, sse.argmin(1), 0]
+    slope, intercept = np.polyfit(L, best, 1) if np.unique(L).size > 1 else (0.0, best.mean())
+    return np.clip(np.r_[fit.x, intercept, slope], THETA_BOUNDS[:, 0], THETA_BOUNDS[:, 1])
+
+
+def _theta_starts(init, restarts, L, rng):
+    jitter = rng.standard_normal((restarts - 1, 5)) * [0.5 * max(L.std(), 0.1), 0.5, 0.2, 2.0, 1.0]
+    starts = np.tile(init, (restarts - 1, 1))
+    starts[:, [0, 3, 4]] += jitter[:, [0, 3, 4]]
+    starts[:, [1, 2]] *= np.exp(jitter[:, [1, 2]])
+    return np.vstack([init, np.clip(starts, THETA_BOUNDS[:, 0], THETA_BOUNDS[:, 1])])
+
+
+def _stage2_objective(variant, L, k, acc, likelihood):
+    if variant == "sse":
+        Lp, kp = np.repeat(L, len(k)), np.tile(k, len(L))
+        return lambda T: _approach2_sse_objective(T, Lp, kp, acc.ravel())
+    return lambda T: _approach2_nll_objective(T, L, likelihood)
+
+
+def _subset_likelihood(data, pick):
+    """Likelihood statistics of resampled checkpoints `pick` (indices, with repeats), renumbered 0..len-1."""
+    if data["kind"] == "beta":
+        return dict(kind="beta", **{key: data[key][pick] for key in ("m", "sum_log_p", "sum_log_1mp")})
+    rows = [(np.flatnonzero(data["ckpt"] == c), i) for i, c in enumerate(pick)]
+    idx = np.concatenate([r for r, _ in rows])
+    return dict(kind="betabinom", ckpt=np.concatenate([np.full(len(r), i) for r, i in rows]),
+                **{key: data[key][idx] for key in ("n", "c", "count")})
+
+
+def fit_approach2(N, D, nll, k, pass_at_k, *, variant="sse", likelihood=None, stage1="huber", nll_variance=None,
+                  restarts=500, bootstrap=0, seed=0, task="", label="arrays", allow_unconverged=False):
+    """Fit T² Approach 2 (DESIGN.md §2.5) to C checkpoints: N, D, mean task nll (nats) (C,), k grid (K,) and
+    empirical mean pass@k (C, K).
+
+    Stage 1: Chinchilla (variant `stage1`) on the mean task NLL gives L̂(N, D). Stage 2: theta0..theta4 by SSE
+    against pass@k over checkpoints x k ("sse"), or by maximum likelihood of the per-question data
+    ("likelihood"; `likelihood` = observations.likelihood_data: Beta on p, Beta-binomial on (n, c)), from
+    `restarts` starts around a sigmoid fit of pass@1 vs L̂. Bootstrap resamples checkpoints, refitting both.
+    """
+    t0 = time.perf_counter()
+    if variant not in VARIANTS["approach2"]:
+        raise ValueError(f"{label}: unknown approach2 variant {variant!r}; choose from {VARIANTS['approach2']}")
+    if variant == "likelihood" and likelihood is None:
+        raise ValueError(f"{label}: the likelihood variant needs per-question data (p/nll or n_samples/n_correct)")
+    N, D, nll = _points(label, N=N, D=D, nll=nll)
+    k = np.asarray(k, dtype=float).ravel()
+    acc = np.asarray(pass_at_k, dtype=float).reshape(len(N), len(k))
+    if not np.all(np.isfinite(acc)) or np.any((acc < 0) | (acc > 1)) or np.any(k < 1):
+        raise ValueError(f"{label}: pass@k must lie in [0, 1] and k >= 1; fix the observations")
+    observations.require_points(len(N), "chinchilla", label, "checkpoints for stage 1 (Chinchilla on task NLL)")
+    observations.require_points(acc.size + len(N), "approach2", label, "points (checkpoints + checkpoints x k)")
+    stage1_fit, stage1_refit = _chinchilla(N, D, nll, stage1, nll_variance, task, label + " (stage 1)",
+                                           allow_unconverged)
+    chin = get_law("chinchilla")
+    L = chin.predict(stage1_fit.params, N, D)
+    rng = np.random.default_rng(seed)
+    starts = _theta_starts(_theta_init(L, k, acc), restarts, L, rng)
+    results = _multistart(_stage2_objective(variant, L, k, acc, likelihood), starts, THETA_BOUNDS)
+    law = get_law("approach2")
+    best = results[0] if results else None
+    theta = best.x if best is not None else np.full(5, np.nan)
+    params = {**stage1_fit.params, **{f"theta{i}": float(v) for i, v in enumerate(theta)}}
+    r2 = _r2(acc.ravel(), law.predict(params, N[:, None], D[:, None], k[None, :]).ravel()) \
+        if best is not None else float("nan")
+    problems = _problems(law.param_names[5:], params, best, theta, THETA_BOUNDS, r2, stage="stage 2 (theta)")
+    converged = _verdict(label, "approach2", problems, "Add checkpoints whose accuracy varies, or use a k grid "
+                         "where pass@k is neither 0 nor 1 everywhere.", allow_unconverged) and stage1_fit.converged
+    fit = FitResult(
+        law="approach2", params=params, task=task, derived=_derived(params), r2=r2, n_points=int(acc.size),
+        objective=float(best.fun) if best is not None else float("nan"), restarts=restarts,
+        converged=bool(converged), input_hash=_array_hash(N, D, nll, k, acc), k_grid=k.tolist(),
+        options=dict(variant=variant, stage1=stage1, stage1_objective=stage1_fit.objective, stage1_r2=stage1_fit.r2,
+                     objective="sse" if variant == "sse" else "negative log-likelihood (nats)",
+                     likelihood=None if likelihood is None else likelihood["kind"]))
+    theta_starts = np.array([r.x for r in results])
+
+    def refit(_, pick):  # resampled checkpoints: both stages again, warm-started from the full-data optima
+        x1 = stage1_refit(pick)
+        if x1 is None:
+            return None
+        Lb = chin.predict(chin.unpack(x1), N[pick], D[pick])
+        data = _subset_likelihood(likelihood, pick) if variant == "likelihood" else None
+        x2 = _refit_best(_stage2_objective(variant, Lb, k, acc[pick], data), theta_starts, THETA_BOUNDS)
+        return None if x2 is None else np.r_[x1, x2]
+
+    samples, failed = _bootstrap(refit, np.arange(len(N)), bootstrap, seed, "approach2")
+    return _finish(fit, t0, samples, failed, bootstrap, seed)
+
+
+# ---- tables and CLI ----
+
+def fit_table(law, table_path, out_path=None, *, task="", columns=None, k_grid=None, restarts=500, bootstrap=0,
+              variant=None, source="auto", stage1="huber", seed=0, allow_unconverged=False):
+    """Read an observation table (CSV/Parquet, DESIGN.md §5), fit `law`, write the Fit JSON to out_path."""
+    if law not in VARIANTS:
+        raise ValueError(f"unknown law {law!r} for fitting; choose from {', '.join(VARIANTS)}")
+    variant = variant or VARIANTS[law][0]
+    if variant not in VARIANTS[law]:
+        raise ValueError(f"{table_path}: unknown {law} variant {variant!r}; choose from {VARIANTS[law]}")
+    obs = observations.read_table(table_path, columns)
+    label = str(table_path)
+    common = dict(task=task, label=label, bootstrap=bootstrap, seed=seed, allow_unconverged=allow_unconverged)
+    used = "loss"
+    if law == "chinchilla":
+        N, D, L, var = observations.loss_points(obs)
+        result = fit_chinchilla(N, D, L, variant=variant, variance=var, **common)
+    elif law == "approach1":
+        used = observations.choose_source(obs, source)
+        ckpts, k, Q = observations.task_loss_matrix(obs, k_grid, used)
+        result = fit_approach1(ckpts["N"].to_numpy()[:, None], ckpts["D"].to_numpy()[:, None], k[None, :], Q,
+                               restarts=restarts, **common)
+    else:
+        if obs.form != "per_question":
+            raise ValueError(f"{label}: approach2 needs a per-question table (checkpoint, N, D, question, nll/p "
+                             f"and/or n_samples/n_correct); this is a {obs.form} table — fit approach1 instead")
+        used = observations.choose_source(obs, source)
+        N, D, nll, var = observations.loss_points(obs)
+        ckpts, k, acc = observations.pass_at_k_matrix(obs, k_grid, used)
+        likelihood = observations.likelihood_data(obs, used)[1] if variant == "likelihood" else None
+        result = fit_approach2(N, D, nll, k, acc, variant=variant, likelihood=likelihood, stage1=stage1,
+                               nll_variance=var, restarts=restarts, **common)
+    result.input_hash = obs.sha256
+    result.options.update(table=label, form=obs.form, source=used, columns=dict(columns or {}))
+    if out_path:
+        result.to_json(out_path)
+        logger.info("%s: wrote %s", label, out_path)
+    return result
+
+
+def add_arguments(parser):
+    parser.add_argument("law", choices=list(VARIANTS), help="law to fit")
+    parser.add_argument("table", help="observation table, CSV or Parquet (DESIGN.md §5)")
+    parser.add_argument("--out", help="write the Fit JSON here")
+    parser.add_argument("--task", default="", help="task name recorded in the fit")
+    parser.add_argument("--k-grid", type=_k_grid, help="comma-separated k values (default 1,2,4,...,1024)")
+    parser.add_argument("--restarts", type=int, default=500, help="random starts (approach1, approach2)")
+    parser.add_argument("--bootstrap", type=int, default=0, help="bootstrap replicates for intervals")
+    parser.add_argument("--variant", help="chinchilla: huber|profile_e; approach2: sse|likelihood")
+    parser.add_argument("--stage1", default="huber", choices=VARIANTS["chinchilla"], help="approach2's stage 1")
+    parser.add_argument("--source", default="auto", choices=["auto", "p", "samples", "aggregated"],
+                        help="per-question likelihoods (p) or sample counts (n, c)")
+    parser.add_argument("--column", action="append", default=[], metavar="STD=YOURS",
+                        help="map a column of yours to a standard name (repeatable)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--allow-unconverged", action="store_true", help="write a fit that did not converge")
+
+
+def _k_grid(text):
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--k-grid {text!r}: give comma-separated numbers like 1,2,4,8") from err
+
+
+def run(args):
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    columns = {}
+    for item in args.column:
+        std, sep, user = item.partition("=")
+        if not sep or not std or not user:
+            raise ValueError(f"--column {item!r}: write it as standard=yours, e.g. --column N=params")
+        columns[std] = user
+    fit = fit_table(args.law, args.table, args.out, task=args.task, columns=columns, k_grid=args.k_grid,
+                    restarts=args.restarts, bootstrap=args.bootstrap, variant=args.variant, source=args.source,
+                    stage1=args.stage1, seed=args.seed, allow_unconverged=args.allow_unconverged)
+    for name, value in fit.params.items():
+        lo_hi = fit.intervals.get(name)
+        band = f"  [{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]" if lo_hi else ""
+        print(f"{name:>8} = {value:.6g}{band}")
+    print(f"{fit.law} fit of {args.table}: R^2 {fit.r2:.4f}, objective {fit.objective:.6g}, {fit.n_points} points, "
+          f"converged {fit.converged}, {fit.seconds:.2f} s" + (f" -> {args.out}" if args.out else ""))
+    return 0

@@ -1,0 +1,443 @@
+"""Observation tables (DESIGN.md §5): read CSV or Parquet, validate, and shape them for the fitters.
+
+A table has one of three forms, told apart by its columns:
+- `per_question`: checkpoint, N, D, question, and nll (summed nats) or p = exp(-nll); optional
+  n_answer_tokens; optional sample counts n_samples, n_correct (also accepted as n, c), alone or beside nll/p.
+- `pass_at_k`: checkpoint, N, D, k, pass_at_k (aggregated results, e.g. imported); optional n_samples.
+- `loss`: N, D, loss, optional checkpoint (pretraining loss, or any per-checkpoint loss in nats).
+A `columns` mapping {standard name: your name} renames your columns. Every problem is reported with the file,
+the column or row (1-based data row; CSV also gives the file line) and the fix. pass@k itself is only ever
+computed by `t2scaling.passk`.
+"""
+
+import dataclasses
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from t2scaling.passk import pass_at_k_exact, pass_at_k_unbiased
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = {
+    "checkpoint": "checkpoint id",
+    "N": "parameter count",
+    "D": "training tokens",
+    "question": "question id",
+    "nll": "summed NLL of the gold answer (nats)",
+    "p": "single-sample success probability exp(-nll)",
+    "n_answer_tokens": "answer length in tokens",
+    "n_samples": "samples drawn per question",
+    "n_correct": "correct samples per question",
+    "k": "samples per question of an aggregated pass@k",
+    "pass_at_k": "aggregated pass@k in [0, 1]",
+    "loss": "loss (nats)",
+}
+ALIASES = {"n": "n_samples", "c": "n_correct"}
+DEFAULT_K_GRID = tuple(2.0**i for i in range(11))  # 1, 2, 4, ..., 1024
+
+
+@dataclasses.dataclass
+class Observations:
+    path: str
+    form: str  # "per_question" | "pass_at_k" | "loss"
+    frame: pd.DataFrame  # standard columns; index = 0-based data row of the file
+    sha256: str  # "sha256:<hex>" of the file bytes
+    given_columns: list = dataclasses.field(default_factory=list)  # as in the file (after renaming)
+
+    @property
+    def has_p(self):
+        return "p" in self.frame
+
+    @property
+    def has_samples(self):
+        return "n_samples" in self.frame and "n_correct" in self.frame
+
+    def row(self, index):
+        """Where data row `index` (0-based) is, as a person finds it in the file."""
+        line = f" (line {index + 2})" if self.path.lower().endswith((".csv", ".tsv")) else ""
+        return f"row {index + 1}{line}"
+
+
+def file_hash(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def read_table(path, columns=None):
+    """Read and validate an observation table; returns `Observations` with standard column names."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: observation table not found; check the path")
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        elif suffix in (".csv", ".tsv"):
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        else:
+            raise ValueError(f"{path}: unknown table format {suffix!r}; save it as .csv or .parquet")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
+        raise ValueError(f"{path}: cannot read the table ({err}); check it is valid CSV/Parquet") from err
+    frame = _rename(frame.reset_index(drop=True), columns, path)
+    obs = Observations(path, _form(frame, path), frame, file_hash(path), list(frame.columns))
+    _validate(obs)
+    logger.info("%s: %d rows, %s form, columns %s", path, len(frame), obs.form, list(frame.columns))
+    return obs
+
+
+def _rename(frame, columns, path):
+    mapping = {}
+    for std, user in (columns or {}).items():
+        if std not in COLUMNS:
+            raise ValueError(f"{path}: column mapping names unknown standard column {std!r}; "
+                             f"standard columns are {', '.join(COLUMNS)}")
+        if user not in frame:
+            raise ValueError(f"{path}: column mapping {std}={user} names a column {user!r} the file lacks; "
+                             f"its columns are {list(frame.columns)}")
+        if std in frame and std != user:
+            raise ValueError(f"{path}: column mapping {std}={user}, but the file already has a column {std!r}; "
+                             "rename one of them")
+        mapping[user] = std
+    frame = frame.rename(columns=mapping)
+    for alias, std in ALIASES.items():
+        if alias in frame and std not in frame:
+            frame = frame.rename(columns={alias: std})
+    return frame
+
+
+def _form(frame, path):
+    if "loss" in frame:
+        return "loss"
+    if "pass_at_k" in frame or "k" in frame:
+        return "pass_at_k"
+    if {"question", "nll", "p", "n_samples", "n_correct"} & set(frame.columns):
+        return "per_question"
+    raise ValueError(
+        f"{path}: cannot tell what the table holds (columns {list(frame.columns)}); it needs N, D and either "
+        "'loss', or 'k' and 'pass_at_k', or 'question' with 'nll'/'p' and/or 'n_samples'/'n_correct'. "
+        "Map your column names with columns={'standard': 'yours'} (CLI: --column standard=yours)"
+    )
+
+
+def _require(obs, names):
+    for name in names:
+        if name not in obs.frame:
+            raise ValueError(
+                f"{obs.path}: missing column {name!r} ({COLUMNS[name]}) needed by a {obs.form} table; add it, or "
+                f"map your column with columns={{'{name}': 'yours'}} (CLI: --column {name}=yours). "
+                f"Columns found: {list(obs.frame.columns)}"
+            )
+
+
+def _fail(obs, column, bad, problem, fix):
+    """Raise naming the first bad row of `column` (bad: boolean mask over rows)."""
+    bad = np.asarray(bad, dtype=bool)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        value = obs.frame[column].iloc[first] if column in obs.frame else None
+        more = f" ({int(bad.sum()) - 1} more rows alike)" if bad.sum() > 1 else ""
+        raise ValueError(f"{obs.path}: column {column!r}, {obs.row(first)}: {column} = {value!r} {problem}{more}; "
+                         f"{fix}")
+
+
+def _numeric(obs, column, integer=False):
+    values = pd.to_numeric(obs.frame[column], errors="coerce").to_numpy(dtype=float)
+    _fail(obs, column, ~np.isfinite(values), "is not a finite number", "fix or drop the row")
+    if integer:
+        _fail(obs, column, values != np.round(values), "is not a whole number", "counts must be integers")
+    obs.frame[column] = values
+    return values
+
+
+def _validate(obs):
+    frame = obs.frame
+    if len(frame) == 0:
+        raise ValueError(f"{obs.path}: the table has no rows; add observations")
+    needed = {"per_question": ["checkpoint", "N", "D", "question"], "pass_at_k": ["checkpoint", "N", "D", "k",
+              "pass_at_k"], "loss": ["N", "D", "loss"]}[obs.form]
+    _require(obs, needed)
+    for name in ("N", "D"):
+        _fail(obs, name, ~(_numeric(obs, name) > 0), "must be > 0",
+              f"give the {COLUMNS[name]} as a positive number (not log10, not 0)")
+    for name in ("checkpoint", "question"):
+        if name in frame:
+            _fail(obs, name, frame[name].isna(), "is empty", f"give every row a {COLUMNS[name]}")
+            frame[name] = frame[name].astype(str)
+    if obs.form == "per_question":
+        _validate_per_question(obs)
+    elif obs.form == "pass_at_k":
+        k = _numeric(obs, "k")
+        _fail(obs, "k", k < 1, "must be >= 1", "k counts samples per question")
+        acc = _numeric(obs, "pass_at_k")
+        _fail(obs, "pass_at_k", (acc < 0) | (acc > 1), "lies outside [0, 1]", "give pass@k as a fraction, not %")
+        if "n_samples" in frame:
+            n = _numeric(obs, "n_samples", integer=True)
+            _fail(obs, "k", k > n, "exceeds n_samples of the same row",
+                  "pass@k cannot be estimated from fewer than k samples; drop the row or draw more samples")
+        _unique(obs, ["checkpoint", "k"])
+    else:
+        _fail(obs, "loss", ~(_numeric(obs, "loss") > 0), "must be > 0", "give the loss in nats")
+    if "checkpoint" in frame:
+        for name in ("N", "D"):
+            differs = frame[name].to_numpy() != frame.groupby("checkpoint")[name].transform("first").to_numpy()
+            _fail(obs, name, differs, "differs from an earlier row of the same checkpoint",
+                  f"each checkpoint has one {name}; fix the value or the checkpoint id")
+
+
+def _validate_per_question(obs):
+    frame = obs.frame
+    if not ({"nll", "p"} & set(frame.columns)) and "n_samples" not in frame and "n_correct" not in frame:
+        _require(obs, ["nll"])
+    if "nll" in frame:
+        nll = _numeric(obs, "nll")
+        _fail(obs, "nll", nll < 0, "is negative", "nll is the summed -log p of the gold answer (nats, >= 0)")
+        p = np.exp(-nll)
+        _fail(obs, "nll", p <= 0, "makes p = exp(-nll) underflow to 0",
+              "exact pass@k needs p > 0; drop the question or shorten its answer")
+        if "p" in frame:
+            given = _numeric(obs, "p")
+            _fail(obs, "p", ~np.isclose(given, p, rtol=1e-6, atol=0), "disagrees with exp(-nll) of the same row",
+                  "give one of nll and p, or make them consistent")
+        frame["p"] = p
+    elif "p" in frame:
+        p = _numeric(obs, "p")
+        _fail(obs, "p", ~((p > 0) & (p <= 1)), "lies outside (0, 1]",
+              "p is a probability exp(-nll); a question with p = 0 has infinite NLL and must be dropped")
+        frame["nll"] = -np.log(p)
+    if "n_samples" in frame or "n_correct" in frame:
+        _require(obs, ["n_samples", "n_correct"])
+        n = _numeric(obs, "n_samples", integer=True)
+        c = _numeric(obs, "n_correct", integer=True)
+        _fail(obs, "n_samples", n < 1, "must be >= 1", "record at least one sample per question")
+        _fail(obs, "n_correct", c < 0, "is negative", "count correct samples (>= 0)")
+        _fail(obs, "n_correct", c > n, "exceeds n_samples of the same row", "n_correct counts a subset of samples")
+    if "n_answer_tokens" in frame:
+        _fail(obs, "n_answer_tokens", _numeric(obs, "n_answer_tokens", integer=True) < 1, "must be >= 1",
+              "count the gold answer's tokens")
+    _unique(obs, ["checkpoint", "question"])
+    questions = frame.groupby("checkpoint")["question"].agg(frozenset)
+    if questions.nunique() > 1:
+        common = frozenset.intersection(*questions)
+        odd = next(c for c, q in questions.items() if q != questions.iloc[0])
+        extra = sorted((questions[odd] ^ questions.iloc[0]))[:3]
+        raise ValueError(f"{obs.path}: checkpoints do not share one question set (checkpoint {odd!r} differs on "
+                         f"{extra}; {len(common)} questions are common); means over questions are only comparable "
+                         "on the same questions: evaluate the missing ones or drop the extra rows")
+
+
+def _unique(obs, keys):
+    dup = obs.frame.duplicated(keys).to_numpy()
+    _fail(obs, keys[-1], dup, f"repeats an earlier row's {' and '.join(keys)}", "drop the duplicate row")
+
+
+def require_points(n_points, law, label, what="points"):
+    """A law with P parameters needs at least P observations (and the caller names them)."""
+    from t2scaling.laws import get_law
+
+    n_params = len(get_law(law).param_names)
+    if n_points < n_params:
+        raise ValueError(f"{label}: {n_points} {what} for the {law} law, which has {n_params} parameters; "
+                         f"add observations (at least {n_params}, ideally several times more)")
+
+
+# ---- shaping validated tables for the fitters ----
+
+def checkpoints(obs):
+    """One row per checkpoint (sorted by N, D): N, D, and for per-question tables n_questions."""
+    if "checkpoint" not in obs.frame:
+        raise ValueError(f"{obs.path}: needs a 'checkpoint' column here; add one (or map yours)")
+    out = obs.frame.groupby("checkpoint", sort=False).agg(N=("N", "first"), D=("D", "first"))
+    if obs.form == "per_question":
+        out["n_questions"] = obs.frame.groupby("checkpoint", sort=False).size()
+    return out.sort_values(["N", "D"], kind="stable")
+
+
+def question_matrix(obs, column):
+    """(checkpoints, array [checkpoint, question]) of a per-question column, questions in one fixed order."""
+    if obs.form != "per_question":
+        raise ValueError(f"{obs.path}: per-question data needed, but this is a {obs.form} table")
+    ckpts = checkpoints(obs)
+    wide = obs.frame.pivot(index="checkpoint", columns="question", values=column)
+    return ckpts, wide.loc[ckpts.index].to_numpy(dtype=float)
+
+
+def choose_source(obs, source="auto"):
+    """Which per-question data a fit uses: 'p' (likelihoods), 'samples' (n, c) or 'aggregated' pass@k."""
+    if obs.form == "pass_at_k":
+        available = ["aggregated"]
+    else:
+        available = [s for s, ok in (("p", obs.has_p), ("samples", obs.has_samples)) if ok]
+    if source == "auto" and available:
+        return available[0]
+    if source not in available:
+        raise ValueError(f"{obs.path}: source {source!r} not available in this {obs.form} table (available: "
+                         f"{available or 'none'}); add the columns it needs or choose another source")
+    return source
+
+
+def loss_points(obs):
+    """Per-point (N, D, loss nats, variance of the loss or None) for a loss-law fit.
+
+    Loss tables give their rows. Per-question tables give each checkpoint's mean task NLL over questions and
+    its sampling variance var(nll)/n_questions; without likelihoods, -log(mean c/n) per checkpoint instead.
+    """
+    if obs.form == "loss":
+        f = obs.frame
+        return f["N"].to_numpy(), f["D"].to_numpy(), f["loss"].to_numpy(), None
+    if obs.form != "per_question":
+        raise ValueError(f"{obs.path}: a loss fit needs a 'loss' column or per-question 'nll'/'p'; this is a "
+                         f"{obs.form} table (fit it with approach1 instead)")
+    ckpts = checkpoints(obs)
+    if obs.has_p:
+        _, nll = question_matrix(obs, "nll")
+        var = nll.var(axis=1, ddof=1) / nll.shape[1] if nll.shape[1] > 1 else None
+        return ckpts["N"].to_numpy(), ckpts["D"].to_numpy(), nll.mean(axis=1), var
+    acc = pass_at_k_matrix(obs, [1.0], "samples")[2][:, 0]
+    _positive(obs, ckpts.index, [1.0], acc[:, None])
+    logger.info("%s: no likelihoods; per-checkpoint loss is -log(mean pass@1) from samples", obs.path)
+    return ckpts["N"].to_numpy(), ckpts["D"].to_numpy(), -np.log(acc), None
+
+
+def k_grid_for(obs, k_grid=None, source="auto"):
+    """The k grid a fit uses: as given (validated), else the default 1..1024 (capped at n for samples), else
+    every k of an aggregated table."""
+    source = choose_source(obs, source)
+    if k_grid is None:
+        if source == "aggregated":
+            k_grid = np.unique(obs.frame["k"].to_numpy())
+        elif source == "samples":
+            n_min = obs.frame["n_samples"].min()
+            k_grid = [k for k in DEFAULT_K_GRID if k <= n_min]
+            logger.info("%s: default k grid capped at n_samples = %d: %s", obs.path, n_min, k_grid)
+        else:
+            k_grid = DEFAULT_K_GRID
+    k = np.asarray(k_grid, dtype=float).ravel()
+    if k.size == 0 or not np.all(np.isfinite(k)) or np.any(k < 1):
+        raise ValueError(f"{obs.path}: k grid {list(k)} must hold finite values >= 1; fix --k-grid")
+    if source == "samples":
+        if np.any(k != np.round(k)):
+            raise ValueError(f"{obs.path}: k grid {list(k)} must be integers for sample counts; fix --k-grid")
+        n = obs.frame["n_samples"].to_numpy()
+        _fail(obs, "n_samples", n < k.max(), f"is below the largest k = {k.max():g} of the k grid",
+              "draw at least k samples per question or use a k grid with smaller values")
+    return np.unique(k)
+
+
+def pass_at_k_matrix(obs, k_grid=None, source="auto"):
+    """Empirical mean pass@k per checkpoint: (checkpoints, k (K,), pass@k (C, K)).
+
+    From p: exact pass@k averaged over questions; from (n, c): the unbiased estimator averaged over questions;
+    aggregated tables: their pass_at_k at each k (every checkpoint must have every k of the grid).
+    """
+    source = choose_source(obs, source)
+    k = k_grid_for(obs, k_grid, source)
+    ckpts = checkpoints(obs)
+    if source == "aggregated":
+        wide = obs.frame.pivot(index="checkpoint", columns="k", values="pass_at_k").reindex(index=ckpts.index,
+                                                                                          columns=k)
+        gaps = np.argwhere(wide.isna().to_numpy())
+        if len(gaps):
+            i, j = gaps[0]
+            raise ValueError(f"{obs.path}: checkpoint {ckpts.index[i]!r} has no pass_at_k row for k = {k[j]:g}; add "
+                             "it, or pass a k grid (--k-grid) of values every checkpoint has")
+        return ckpts, k, wide.to_numpy(dtype=float)
+    if source == "p":
+        _, p = question_matrix(obs, "p")
+        return ckpts, k, np.stack([pass_at_k_exact(p, kk).mean(axis=1) for kk in k], axis=1)
+    _, n = question_matrix(obs, "n_samples")
+    _, c = question_matrix(obs, "n_correct")
+    acc = [[pass_at_k_unbiased(n[i], c[i], kk).mean() for kk in k] for i in range(len(ckpts))]
+    return ckpts, k, np.array(acc)
+
+
+def task_loss_matrix(obs, k_grid=None, source="auto"):
+    """Approach 1's target Q per checkpoint and k (nats): (checkpoints, k, Q (C, K)).
+
+    From p: Q = mean_i[-log pass@k_i]. From samples or aggregated pass@k, where some per-question pass@k are
+    0, Q = -log(mean_i pass@k_i) (DESIGN.md §2.4).
+    """
+    source = choose_source(obs, source)
+    if source != "p":
+        ckpts, k, acc = pass_at_k_matrix(obs, k_grid, source)
+        _positive(obs, ckpts.index, k, acc)
+        return ckpts, k, -np.log(acc)
+    k = k_grid_for(obs, k_grid, source)
+    ckpts, p = question_matrix(obs, "p")
+    return ckpts, k, np.stack([-np.log(pass_at_k_exact(p, kk)).mean(axis=1) for kk in k], axis=1)
+
+
+def _positive(obs, names, k, acc):
+    zero = np.argwhere(~(acc > 0))
+    if len(zero):
+        i, j = zero[0]
+        raise ValueError(f"{obs.path}: checkpoint {names[i]!r} solves no question at k = {k[j]:g}, so its task loss "
+                         "-log(pass@k) is infinite; drop the checkpoint, draw more samples, or use larger k only")
+
+
+def likelihood_data(obs, source="auto"):
+    """Sufficient statistics per checkpoint for the Approach 2 likelihood fit.
+
+    'p': dict(kind='beta', m, sum_log_p, sum_log_1mp) per checkpoint (C,); p = 1 (nll = 0) is clipped to
+    nll = 1e-12 nats so log(1 - p) stays finite. 'samples': dict(kind='betabinom', ckpt, n, c, count) over the
+    distinct (checkpoint, n, c) rows.
+    """
+    source = choose_source(obs, source)
+    ckpts = checkpoints(obs)
+    if source == "p":
+        _, nll = question_matrix(obs, "nll")
+        nll = np.maximum(nll, 1e-12)
+        return ckpts, dict(kind="beta", m=np.full(len(ckpts), nll.shape[1], dtype=float),
+                           sum_log_p=-nll.sum(axis=1), sum_log_1mp=np.log(-np.expm1(-nll)).sum(axis=1))
+    if source != "samples":
+        raise ValueError(f"{obs.path}: the likelihood fit needs per-question p/nll or n_samples/n_correct")
+    index = pd.Series(np.arange(len(ckpts)), index=ckpts.index)
+    rows = pd.DataFrame({"ckpt": index.loc[obs.frame["checkpoint"]].to_numpy(),
+                         "n": obs.frame["n_samples"].to_numpy(), "c": obs.frame["n_correct"].to_numpy()})
+    counts = rows.value_counts().reset_index()
+    return ckpts, dict(kind="betabinom", ckpt=counts["ckpt"].to_numpy(), n=counts["n"].to_numpy(float),
+                       c=counts["c"].to_numpy(float), count=counts["count"].to_numpy(float))
+
+
+def collect_observations(evals, sizes, out_path, imported=()):
+    """Join per-checkpoint evaluation tables into one per-question observation table (Parquet, atomic).
+
+    evals: {checkpoint: eval table path (question, nll, ... columns)}; sizes: {checkpoint: {"N": .., "D": ..}};
+    imported: further per-question observation tables (with checkpoint, N, D) appended as they are.
+    """
+    parts = []
+    for name, path in evals.items():
+        if name not in sizes:
+            raise ValueError(f"{path}: checkpoint {name!r} has no N, D in the sizes given; declare it in the config")
+        frame = pd.read_parquet(path) if str(path).endswith((".parquet", ".pq")) else pd.read_csv(path)
+        frame = frame.drop(columns=[c for c in ("checkpoint", "N", "D") if c in frame])
+        frame.insert(0, "checkpoint", str(name))
+        frame.insert(1, "N", float(sizes[name]["N"]))
+        frame.insert(2, "D", float(sizes[name]["D"]))
+        _validate(Observations(str(path), "per_question", frame.copy(), ""))  # errors name the eval file
+        parts.append(frame)
+    for path in imported:
+        obs = read_table(path)
+        if obs.form != "per_question":
+            raise ValueError(f"{path}: imported observations must be per-question (checkpoint, N, D, question, "
+                             f"nll/p or n_samples/n_correct) to join a task's table; this is a {obs.form} table. "
+                             "Fit it on its own with `t2scaling fit`")
+        parts.append(obs.frame[obs.given_columns])
+    if not parts:
+        raise ValueError(f"{out_path}: no evaluation tables to collect; evaluate at least one checkpoint")
+    table = pd.concat(parts, ignore_index=True)
+    _validate(Observations(str(out_path), "per_question", table.copy(), ""))  # across files: ids, question sets
+    directory = os.path.dirname(os.path.abspath(out_path))
+    os.makedirs(directory, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as fh:
+        table.to_parquet(fh, index=False)
+    os.replace(fh.name, out_path)
+    return table

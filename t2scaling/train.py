@@ -1,0 +1,811 @@
+"""Pretrain one (N, D) grid cell into an HF checkpoint dir (DESIGN.md §3.2, §4.2, §5).
+
+One training loop (`_train_steps`) serves three entry points; the schedule is a pure function of the step:
+- `train_cell`: one run per cell. `cosine` (paper): linear warmup over `warmup_tokens` (default N) then
+  cosine to zero at exactly D tokens. `wsd` runs `train_trunk` + `train_decay` below.
+- `train_trunk`: warmup then constant lr, shared by every D of one model size; saves its full state at each
+  D's branch point (1 − decay_fraction)·D. Extending the trunk for a larger D resumes from its newest state.
+- `train_decay`: loads a trunk branch state and decays the lr to zero over the last decay_fraction·D tokens,
+  `1-sqrt` (lr·(1 − √progress), Hägele et al. 2024, the default) or `linear`.
+
+Recipe (the paper's): AdamW lr 3e-3, β = (0.9, 0.95), weight decay 1e-4 on matrices only (RMSNorm gains and
+the tied embedding are exempt: an embedding row of a rare token receives few gradient updates, so decay would
+shrink it toward zero between them), grad clip 1.0, z-loss 1e-4·mean(logsumexp(logits)²), bf16 autocast on
+CUDA (fp32 on CPU: `precision`), SDPA attention, optional `torch.compile`, `torchrun` DDP when WORLD_SIZE is set.
+
+Data order: the train token file is cut into non-overlapping windows of seq_len + 1 tokens; each epoch visits
+all of them in a permutation seeded by (seed, epoch). Global sample g = step·batch_size + row, so the batch of
+a step is a pure function of (seed, step): resuming needs only the step, every rank reads its own rows of the
+global batch, and a WSD branch sees exactly the data a cosine run with the same seed sees.
+
+Resumable state (model, optimizer, step, torch RNG, loss history, log records) goes to `step-XXXXXXXXX.pt` files
+in the scratch dir every `checkpoint_every_s` seconds (and every `checkpoint_every_steps` steps), written
+atomically; a run killed at any point and restarted ends with bitwise the same weights. The checkpoint dir is
+built beside `out_dir` and renamed into place at the end.
+"""
+
+import contextlib
+import dataclasses
+import fcntl
+import functools
+import glob
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+STATE_PATTERN = re.compile(r"^step-(\d{9})\.pt$")
+SCHEDULES = ("cosine", "wsd")
+DECAY_SHAPES = ("1-sqrt", "linear")
+
+
+@dataclasses.dataclass
+class Recipe:
+    """Training settings shared by train_cell, train_trunk and train_decay (keyword arguments of each)."""
+
+    lr: float = 3e-3
+    betas: tuple = (0.9, 0.95)
+    weight_decay: float = 1e-4
+    warmup_tokens: float | None = None  # default N; cosine caps warmup at half the run
+    grad_clip: float = 1.0
+    z_loss: float = 1e-4
+    seed: int = 0
+    decay_fraction: float = 0.2  # wsd: share of D spent decaying
+    decay_shape: str = "1-sqrt"  # wsd: "1-sqrt" or "linear"
+    micro_batch_size: int | None = None  # sequences per forward on one device; default: the rank's whole share
+    head_dim: int = 64
+    ffn_multiple: int = 256
+    vocab_size: int | None = None  # default: len(tokenizer)
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    precision: str = "auto"  # auto (bf16 autocast on CUDA with bf16, else fp32), bf16, fp32
+    compile: bool = False
+    threads: int | None = None  # CPU threads; default OMP_NUM_THREADS or torch's choice
+    checkpoint_every_s: float = 120.0
+    checkpoint_every_steps: int | None = None
+    log_every: int = 10  # steps between loss syncs, log records and NaN checks
+    peak_flops: float | None = None  # per device, for MFU; default: measured matmul peak
+    val_max_tokens: int | None = None
+    val_batch_size: int | None = None
+    keep_scratch: bool = False
+    progress: bool = True  # tqdm bar on rank 0
+
+    def __post_init__(self):
+        self.betas = tuple(self.betas)
+        if self.decay_shape not in DECAY_SHAPES:
+            raise ValueError(f"decay_shape must be one of {DECAY_SHAPES}, got {self.decay_shape!r}")
+        if not 0 < self.decay_fraction <= 1:
+            raise ValueError(f"decay_fraction must be in (0, 1], got {self.decay_fraction}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.lr <= 0 or self.grad_clip <= 0 or self.log_every < 1:
+            raise ValueError(f"lr ({self.lr}), grad_clip ({self.grad_clip}) and log_every ({self.log_every}) "
+                             "must be positive")
+
+
+# ---------------------------------------------------------------------------------------------- schedule
+
+def steps_for(tokens, tokens_per_step):
+    """Optimizer steps that consume `tokens` tokens, rounded to a whole step (at least one)."""
+    if not tokens > 0:
+        raise ValueError(f"training tokens D must be positive, got {tokens}")
+    return max(1, round(tokens / tokens_per_step))
+
+
+def decay_start_step(total_steps, decay_fraction):
+    """The step at which a WSD run of `total_steps` leaves the trunk and starts decaying."""
+    return min(total_steps - 1, round((1 - decay_fraction) * total_steps))
+
+
+def lr_at(step, *, lr, warmup_steps, total_steps=None, schedule="cosine", decay_fraction=0.2,
+          decay_shape="1-sqrt"):
+    """Learning rate of update `step` (0-based). schedule: cosine, wsd, or constant (the WSD trunk).
+
+    Linear warmup to `lr` over `warmup_steps`; cosine then falls to zero at `total_steps`; wsd holds `lr` until
+    `decay_start_step` and falls to zero at `total_steps` along `decay_shape`.
+    """
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    if schedule == "wsd":
+        start = decay_start_step(total_steps, decay_fraction)
+        if step < start:
+            return lr
+        progress = min(1.0, (step - start) / (total_steps - start))
+        return lr * (1 - progress if decay_shape == "linear" else 1 - math.sqrt(progress))
+    raise ValueError(f"schedule must be one of {SCHEDULES} (or 'constant' for a trunk), got {schedule!r}")
+
+
+def wsd_plan(branch_tokens, tokens_per_step, decay_fraction):
+    """Tokens a WSD grid processes for one model size (one trunk + one decay per D) vs the cosine grid.
+
+    Returns dict(trunk_tokens, decay_tokens, wsd_tokens, cosine_tokens, ratio); the same step arithmetic
+    as train_trunk/train_decay.
+    """
+    totals = [steps_for(d, tokens_per_step) for d in branch_tokens]
+    starts = [decay_start_step(t, decay_fraction) for t in totals]
+    trunk = max(starts) * tokens_per_step
+    decay = sum(t - s for t, s in zip(totals, starts)) * tokens_per_step
+    cosine = sum(totals) * tokens_per_step
+    return dict(trunk_tokens=trunk, decay_tokens=decay, wsd_tokens=trunk + decay, cosine_tokens=cosine,
+                ratio=(trunk + decay) / cosine)
+
+
+# -------------------------------------------------------------------------------------------------- data
+
+class TokenWindows:
+    """Deterministic batches of (seq_len + 1)-token windows from a flat token array (see module doc)."""
+
+    def __init__(self, tokens, seq_len, seed, path="train tokens"):
+        self.tokens, self.seq_len, self.seed = tokens, seq_len, seed
+        self.n_windows = (len(tokens) - 1) // seq_len
+        if self.n_windows < 1:
+            raise ValueError(f"{path}: {len(tokens)} tokens, fewer than seq_len + 1 = {seq_len + 1}; "
+                             "use a larger corpus or a shorter --seq-len")
+        self._epoch, self._order = None, None
+
+    def _permutation(self, epoch):
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._order = np.random.default_rng([self.seed, epoch]).permutation(self.n_windows)
+        return self._order
+
+    def rows(self, first, count):
+        """Global samples first..first+count-1 as an int64 array (count, seq_len + 1)."""
+        index = np.arange(first, first + count)
+        epochs = index // self.n_windows
+        windows = np.empty(count, dtype=np.int64)
+        for epoch in np.unique(epochs):
+            hit = epochs == epoch
+            windows[hit] = self._permutation(int(epoch))[index[hit] % self.n_windows]
+        offsets = windows[:, None] * self.seq_len + np.arange(self.seq_len + 1)
+        return np.asarray(self.tokens[offsets], dtype=np.int64)
+
+
+def _load_tokens(path, what):
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} token file {path} not found; write it with `t2scaling tokenize`")
+    tokens = np.load(path, mmap_mode="r")
+    if tokens.ndim != 1 or tokens.dtype.kind not in "iu":
+        raise ValueError(f"{path}: expected a flat integer token array, got shape {tokens.shape} {tokens.dtype}")
+    return tokens
+
+
+# ------------------------------------------------------------------------------------------- environment
+
+def _distributed():
+    """(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) when not launched by it."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _pick_device(name, local_rank, world):
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} asked for but CUDA is not available; pass --device cpu or auto")
+        if name == "cuda":
+            name = f"cuda:{local_rank if world > 1 else torch.cuda.current_device()}"
+        torch.cuda.set_device(name)
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 leftovers (optimizer, norms) on tensor cores
+        torch.backends.cudnn.allow_tf32 = True
+    elif name != "cpu":
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    return torch.device(name)
+
+
+def _autocast_dtype(precision, device):
+    """bf16 autocast on CUDA with bf16 support (fp16 would need loss scaling; not offered). On CPU fp32 by
+    default: benchmarks/bench_train.py measures bf16 autocast slower for the small models a CPU trains."""
+    import torch
+
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        if precision == "bf16":
+            raise ValueError(f"precision bf16 asked for but {torch.cuda.get_device_name(device)} lacks bf16")
+        return None
+    return torch.bfloat16
+
+
+@functools.lru_cache(maxsize=None)
+def matmul_peak_flops(device="cpu", dtype="float32", seconds=0.3):
+    """Measured dense matmul FLOP/s of one device (the MFU denominator): best of repeated square products."""
+    import torch
+
+    device = torch.device(device)
+    torch_dtype = getattr(torch, dtype)
+    n = 8192 if device.type == "cuda" else 1024
+    a = torch.randn(n, n, device=device, dtype=torch_dtype)
+    b = torch.randn(n, n, device=device, dtype=torch_dtype)
+    best, deadline = 0.0, time.perf_counter() + seconds
+    for i in range(1000):
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        elapsed = time.perf_counter() - start
+        if i:  # the first product warms the kernels up
+            best = max(best, 2 * n ** 3 / elapsed)
+        if i >= 3 and time.perf_counter() > deadline:
+            break
+    return best
+
+
+class _Session:
+    """Everything one invocation holds: device, ranks, data, model, optimizer and the run's identity."""
+
+    def __init__(self, *, width, depth, seq_len, batch_size, train_tokens_path, tokenizer_dir, recipe):
+        import torch
+        import torch.distributed as dist
+        from transformers import AutoTokenizer
+
+        from t2scaling.model import build_model, model_counts
+
+        self.recipe, self.seq_len, self.batch_size = recipe, seq_len, batch_size
+        self.width, self.depth, self.tokenizer_dir = width, depth, tokenizer_dir
+        self.rank, self.world, local_rank = _distributed()
+        if recipe.threads:
+            torch.set_num_threads(recipe.threads)
+        self.device = _pick_device(recipe.device, local_rank, self.world)
+        if self.world > 1 and not dist.is_initialized():
+            import datetime
+            # Rank 0 alone runs validation and export while the others wait: allow an hour for that.
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo",
+                                    timeout=datetime.timedelta(hours=1))
+        if batch_size % self.world:
+            raise ValueError(f"batch_size {batch_size} (global) must be divisible by the {self.world} processes")
+        self.local_batch = batch_size // self.world
+        self.micro_batch = min(recipe.micro_batch_size or self.local_batch, self.local_batch)
+        if self.local_batch % self.micro_batch:
+            raise ValueError(f"micro_batch_size {self.micro_batch} must divide the per-process batch "
+                             f"{self.local_batch} (batch_size {batch_size} / {self.world} processes)")
+
+        if not os.path.isdir(tokenizer_dir):
+            raise FileNotFoundError(f"tokenizer dir {tokenizer_dir} not found; write it with `t2scaling tokenize`")
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        self.vocab_size = recipe.vocab_size or len(tokenizer)
+        if self.vocab_size < len(tokenizer):
+            raise ValueError(f"vocab_size {self.vocab_size} is smaller than the tokenizer in {tokenizer_dir} "
+                             f"({len(tokenizer)} tokens); pass vocab_size >= {len(tokenizer)}")
+        self.train_tokens_path = train_tokens_path
+        self.train_tokens = _load_tokens(train_tokens_path, "train")
+        head = int(self.train_tokens[: 10_000_000].max())
+        if head >= self.vocab_size:
+            raise ValueError(f"{train_tokens_path}: token id {head} >= vocab_size {self.vocab_size}; the token "
+                             f"file was not made with the tokenizer in {tokenizer_dir}")
+        self.windows = TokenWindows(self.train_tokens, seq_len, recipe.seed, train_tokens_path)
+
+        shape = dict(head_dim=recipe.head_dim, ffn_multiple=recipe.ffn_multiple)
+        self.counts = model_counts(width, depth, self.vocab_size, seq_len, **shape)
+        self.raw_model = build_model(width, depth, self.vocab_size, seq_len, seed=recipe.seed,
+                                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                     pad_token_id=tokenizer.pad_token_id, **shape).to(self.device)
+        self.raw_model.train()
+        self.tokens_per_step = batch_size * seq_len
+        warmup_tokens = self.counts["N"] if recipe.warmup_tokens is None else recipe.warmup_tokens
+        self.warmup_steps = math.ceil(warmup_tokens / self.tokens_per_step)
+
+        decay, no_decay = [], []
+        for name, p in self.raw_model.named_parameters():
+            (decay if p.dim() >= 2 and "embed_tokens" not in name else no_decay).append(p)
+        groups = [dict(params=decay, weight_decay=recipe.weight_decay), dict(params=no_decay, weight_decay=0.0)]
+        # Fused AdamW: one kernel for all tensors (CUDA and CPU); bitwise deterministic on CPU.
+        self.optimizer = torch.optim.AdamW(groups, lr=recipe.lr, betas=recipe.betas, eps=1e-8, fused=True)
+        self.autocast_dtype = _autocast_dtype(recipe.precision, self.device)
+
+        model = torch.compile(self.raw_model) if recipe.compile else self.raw_model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            model = DistributedDataParallel(model, device_ids=[self.device] if self.device.type == "cuda" else None,
+                                            gradient_as_bucket_view=True)
+        self.model = model
+        peak_dtype = "bfloat16" if self.autocast_dtype is not None else "float32"
+        self.peak_flops = recipe.peak_flops or (matmul_peak_flops(str(self.device), peak_dtype)
+                                                if self.rank == 0 else float("nan"))
+        # The run's identity: a resumed or branched state must come from a run with the same values.
+        self.identity = dict(width=width, depth=depth, vocab_size=self.vocab_size, seq_len=seq_len,
+                             batch_size=batch_size, lr=recipe.lr, betas=list(recipe.betas),
+                             weight_decay=recipe.weight_decay, warmup_steps=self.warmup_steps,
+                             grad_clip=recipe.grad_clip, z_loss=recipe.z_loss, seed=recipe.seed,
+                             head_dim=recipe.head_dim, ffn_multiple=recipe.ffn_multiple,
+                             precision=str(self.autocast_dtype), train_tokens=len(self.train_tokens))
+
+    def barrier(self):
+        import torch.distributed as dist
+
+        if self.world > 1:
+            dist.barrier()
+
+    def save_state(self, path, step, history, records, elapsed, identity):
+        import torch
+
+        if self.rank != 0:
+            return
+        state = dict(model=self.raw_model.state_dict(), optimizer=self.optimizer.state_dict(), step=step,
+                     history=history, records=records, elapsed=elapsed, identity=identity,
+                     rng=torch.get_rng_state(),
+                     cuda_rng=torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def load_state(self, path, identity):
+        import torch
+
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        mismatched = {k: (state["identity"].get(k), v) for k, v in identity.items() if state["identity"].get(k) != v}
+        if mismatched:
+            raise ValueError(f"{path} was saved by a different run (saved vs now: {mismatched}); delete "
+                             f"{os.path.dirname(path)} to start over, or restore the original settings")
+        self.raw_model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"].cpu())
+        if state["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+        return state
+
+
+def _state_files(directory):
+    """{step: path} of the saved training states in a directory."""
+    out = {}
+    for path in glob.glob(os.path.join(directory, "step-*.pt")):
+        match = STATE_PATTERN.match(os.path.basename(path))
+        if match:
+            out[int(match.group(1))] = path
+    return out
+
+
+def _state_path(directory, step):
+    return os.path.join(directory, f"step-{step:09d}.pt")
+
+
+# --------------------------------------------------------------------------------------------- the loop
+
+def _loss_terms(model, inputs, targets, z_loss):
+    """(mean next-token NLL, z-loss term) in fp32; logits from the model, the loss computed here (one
+    logsumexp serves both terms) instead of HF's label-shifting loss path."""
+    logits = model(input_ids=inputs, use_cache=False).logits.float()
+    lse = logits.logsumexp(dim=-1)
+    nll = (lse - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)).mean()
+    return nll, z_loss * lse.square().mean()
+
+
+def _train_steps(s, *, cell_id, start_step, stop_step, lr_fn, history, records, elapsed, identity,
+                 state_dir, keep_steps=(), log_path=None):
+    """The one training loop: updates start_step..stop_step-1 of run `s` (a _Session).
+
+    history: per-step mean train NLL (global), extended in place; records: JSONL log records, extended in
+    place. Saves a state at every step in keep_steps (kept), every checkpoint_every_s / _steps (only the
+    newest is kept) and at stop_step. Returns the elapsed training seconds (across invocations).
+    """
+    import torch
+    import torch.distributed as dist
+    from tqdm.auto import tqdm
+
+    r = s.recipe
+    keep_steps = set(keep_steps)
+    n_micro = s.local_batch // s.micro_batch
+    cuda = s.device.type == "cuda"
+    autocast = (torch.autocast(s.device.type, dtype=s.autocast_dtype) if s.autocast_dtype is not None
+                else contextlib.nullcontext())
+    params = [p for p in s.raw_model.parameters()]
+    losses, norms = [], []
+    last_save = last_flush = time.perf_counter()
+    flush_step = start_step
+    bar = tqdm(total=stop_step, initial=start_step, desc=cell_id, unit="step", mininterval=2,
+               disable=s.rank != 0 or not r.progress)
+    log_file = open(log_path, "a") if (log_path and s.rank == 0) else None
+
+    def flush(step):
+        """Sync the buffered losses (all ranks), check them, log; `step` = updates done."""
+        nonlocal losses, norms, last_flush, flush_step
+        stacked = torch.stack([torch.stack(losses), torch.stack(norms)])
+        if s.world > 1:
+            dist.all_reduce(stacked)
+            stacked[0] /= s.world  # mean loss over ranks; the grad norm is already global
+        values = stacked.cpu().tolist()
+        for i, (loss, norm) in enumerate(zip(*values)):
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                bad = flush_step + i + 1
+                raise RuntimeError(
+                    f"cell {cell_id}: training diverged at step {bad} of {stop_step} (loss {loss}, grad norm "
+                    f"{norm}, lr {lr_fn(bad - 1):.3g}); lower the learning rate (now {r.lr:g}) or lengthen the "
+                    "warmup")
+        history.extend(values[0])
+        now = time.perf_counter()
+        tokens_per_s = (step - flush_step) * s.tokens_per_step / max(now - last_flush, 1e-9)
+        record = dict(step=step, tokens=step * s.tokens_per_step, loss=values[0][-1], lr=lr_fn(step - 1),
+                      grad_norm=values[1][-1], tokens_per_s=tokens_per_s,
+                      mfu=s.counts["flops_per_token"] * tokens_per_s / (s.peak_flops * s.world),
+                      elapsed_s=elapsed + now - t0)
+        records.append(record)
+        if log_file:
+            log_file.write(json.dumps(record) + "\n")
+            log_file.flush()
+        bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{tokens_per_s:.3g}", mfu=f"{record['mfu']:.1%}")
+        losses, norms, last_flush, flush_step = [], [], now, step
+
+    t0 = time.perf_counter()
+    try:
+        for step in range(start_step, stop_step):
+            lr = lr_fn(step)
+            for group in s.optimizer.param_groups:
+                group["lr"] = lr
+            rows = s.windows.rows(step * s.batch_size + s.rank * s.local_batch, s.local_batch)
+            batch = torch.from_numpy(rows)
+            batch = batch.pin_memory().to(s.device, non_blocking=True) if cuda else batch
+            step_loss = torch.zeros((), device=s.device)
+            for i in range(n_micro):
+                micro = batch[i * s.micro_batch:(i + 1) * s.micro_batch]
+                # DDP all-reduces gradients only on the last micro-batch of the step.
+                sync = s.world == 1 or i == n_micro - 1
+                with contextlib.nullcontext() if sync else s.model.no_sync():
+                    with autocast:
+                        nll, z = _loss_terms(s.model, micro[:, :-1], micro[:, 1:], r.z_loss)
+                    ((nll + z) / n_micro).backward()
+                step_loss += nll.detach() / n_micro
+            norms.append(torch.nn.utils.clip_grad_norm_(params, r.grad_clip, foreach=True))
+            s.optimizer.step()
+            s.optimizer.zero_grad(set_to_none=True)
+            losses.append(step_loss)
+            done = step + 1
+            bar.update(1)
+            every = r.checkpoint_every_steps
+            must_save = done in keep_steps or done == stop_step or bool(every and done % every == 0)
+            if must_save or done % r.log_every == 0:
+                flush(done)
+                timed = s.rank == 0 and time.perf_counter() - last_save >= r.checkpoint_every_s
+                if must_save or timed:
+                    spent = elapsed + time.perf_counter() - t0
+                    s.save_state(_state_path(state_dir, done), done, history, records, spent, identity)
+                    if s.rank == 0:  # keep branch points and the newest state only
+                        for old, path in _state_files(state_dir).items():
+                            if old < done and old not in keep_steps:
+                                os.remove(path)
+                    last_save = time.perf_counter()
+    finally:
+        bar.close()
+        if log_file:
+            log_file.close()
+    s.barrier()
+    return elapsed + time.perf_counter() - t0
+
+
+def _resume(s, state_dir, identity, max_step, history, records):
+    """Load the newest state in state_dir at or below max_step into s; returns (step, elapsed seconds)."""
+    saved = {k: v for k, v in _state_files(state_dir).items() if k <= max_step}
+    if not saved:
+        return 0, 0.0
+    step = max(saved)
+    state = s.load_state(saved[step], identity)
+    history[:] = state["history"]
+    records[:] = state["records"]
+    logger.info("resuming from %s (step %d)", saved[step], step)
+    return step, state["elapsed"]
+
+
+def _rewrite_log(log_path, records, rank):
+    """Make the JSONL log hold exactly the records of the state being resumed (atomic)."""
+    if not log_path or rank != 0:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+    _write_atomic(log_path, "".join(json.dumps(rec) + "\n" for rec in records))
+
+
+def _write_atomic(path, text):
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------ export
+
+def _finish(s, out_dir, *, val_tokens_path, meta, history, records, scratch_dir):
+    """Validation loss, then the checkpoint dir (HF files, tokenizer, t2_meta.json, train_log.jsonl) built
+    beside out_dir and renamed into place. Rank 0 works, the others wait; every rank returns the meta."""
+    import torch.distributed as dist
+
+    from t2scaling import __version__
+    from t2scaling.evaluate import validation_loss  # lazy: evaluation code loads only when needed
+
+    r = s.recipe
+    if s.rank == 0:
+        val_tokens = _load_tokens(val_tokens_path, "validation")
+        meta["val_loss"] = validation_loss(s.raw_model, val_tokens, s.seq_len, r.val_batch_size or s.micro_batch,
+                                           s.device, max_tokens=r.val_max_tokens)
+        last = history[-min(10, len(history)):]
+        meta.update(final_train_loss=float(np.mean(last)), device=str(s.device), world_size=s.world,
+                    version=__version__)
+        parent = os.path.dirname(os.path.abspath(out_dir))
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", suffix=".tmp", dir=parent)
+        try:
+            s.raw_model.save_pretrained(tmp)
+            for name in sorted(os.listdir(s.tokenizer_dir)):
+                if os.path.isfile(os.path.join(s.tokenizer_dir, name)):
+                    shutil.copy2(os.path.join(s.tokenizer_dir, name), os.path.join(tmp, name))
+            with open(os.path.join(tmp, "t2_meta.json"), "w") as f:
+                json.dump(meta, f, indent=1)
+            with open(os.path.join(tmp, "train_log.jsonl"), "w") as f:
+                f.writelines(json.dumps(rec) + "\n" for rec in records)
+            if os.path.exists(out_dir):  # a rerun replaces the old checkpoint dir
+                os.replace(out_dir, tmp + ".old")
+            os.replace(tmp, out_dir)
+            shutil.rmtree(tmp + ".old", ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if scratch_dir and not r.keep_scratch:
+            shutil.rmtree(scratch_dir, ignore_errors=True)
+        logger.info("cell %s: D = %d tokens, final train loss %.4f, val loss %.4f -> %s", meta["cell"], meta["D"],
+                    meta["final_train_loss"], meta["val_loss"], out_dir)
+    if s.world > 1:
+        box = [meta]
+        dist.broadcast_object_list(box, src=0)
+        meta = box[0]
+    return meta
+
+
+def _base_meta(s, cell_id, total_steps, schedule, warmup_steps, elapsed):
+    D = total_steps * s.tokens_per_step
+    c = s.counts
+    return dict(cell=cell_id, width=s.width, depth=s.depth, N=c["N"], N_non_embedding=c["N_non_embedding"],
+                N_exact=c["N_exact"], D=D, C_train=6.0 * c["N"] * D, flops_per_token=c["flops_per_token"],
+                schedule=schedule, seed=s.recipe.seed, steps=total_steps, seq_len=s.seq_len,
+                batch_size=s.batch_size, vocab_size=s.vocab_size, lr=s.recipe.lr, betas=list(s.recipe.betas),
+                weight_decay=s.recipe.weight_decay, warmup_steps=warmup_steps, grad_clip=s.recipe.grad_clip,
+                z_loss=s.recipe.z_loss, precision=str(s.autocast_dtype or "float32"), wall_seconds=elapsed)
+
+
+# --------------------------------------------------------------------------------------------- entry points
+
+def train_cell(out_dir, *, cell_id, width, depth, tokens, train_tokens_path, val_tokens_path, tokenizer_dir,
+               seq_len, batch_size, schedule="cosine", trunk_dir=None, scratch_dir=None, log_path=None,
+               **recipe):
+    """Train one grid cell to D = `tokens` (rounded to whole steps of batch_size·seq_len tokens) and write
+    its checkpoint dir to out_dir; returns the t2_meta.json dict. Keyword options: the fields of `Recipe`.
+
+    schedule="wsd" extends (or starts) the size's trunk in trunk_dir (default: a `trunk-w{W}-l{L}` dir beside
+    out_dir) to this D's branch point, then runs the decay. A killed run resumes from scratch_dir (default
+    `{out_dir}.scratch`), removed after success unless keep_scratch.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    common = dict(width=width, depth=depth, train_tokens_path=train_tokens_path, tokenizer_dir=tokenizer_dir,
+                  seq_len=seq_len, batch_size=batch_size)
+    if schedule == "wsd":
+        trunk_dir = trunk_dir or os.path.join(os.path.dirname(os.path.abspath(out_dir)), f"trunk-w{width}-l{depth}")
+        train_trunk(trunk_dir, branch_tokens=[tokens], log_path=log_path, **common, **recipe)
+        return train_decay(out_dir, cell_id=cell_id, trunk_dir=trunk_dir, tokens=tokens,
+                           val_tokens_path=val_tokens_path, scratch_dir=scratch_dir, log_path=log_path,
+                           **common, **recipe)
+    r = Recipe(**recipe)
+    s = _Session(recipe=r, **common)
+    total = steps_for(tokens, s.tokens_per_step)
+    warmup = min(s.warmup_steps, total // 2)
+    if warmup < s.warmup_steps:
+        logger.warning("cell %s: warmup of %d steps (%d tokens) exceeds half the run's %d steps; capped at %d",
+                       cell_id, s.warmup_steps, s.warmup_steps * s.tokens_per_step, total, warmup)
+    identity = dict(s.identity, schedule="cosine", total_steps=total, warmup_steps=warmup)
+    lr_fn = functools.partial(lr_at, lr=r.lr, warmup_steps=warmup, total_steps=total, schedule="cosine")
+    scratch_dir = scratch_dir or f"{out_dir.rstrip(os.sep)}.scratch"
+    os.makedirs(scratch_dir, exist_ok=True)
+    history, records = [], []
+    start, elapsed = _resume(s, scratch_dir, identity, total, history, records)
+    _rewrite_log(log_path, records, s.rank)
+    logger.info("cell %s: N = %d, D = %d tokens (%d steps of %d), from step %d on %s", cell_id, s.counts["N"],
+                total * s.tokens_per_step, total, s.tokens_per_step, start, s.device)
+    elapsed = _train_steps(s, cell_id=cell_id, start_step=start, stop_step=total, lr_fn=lr_fn, history=history,
+                           records=records, elapsed=elapsed, identity=identity, state_dir=scratch_dir,
+                           log_path=log_path)
+    meta = _base_meta(s, cell_id, total, "cosine", warmup, elapsed)
+    meta.update(resumed_from_step=start, tokens_processed=(total - start) * s.tokens_per_step)
+    return _finish(s, out_dir, val_tokens_path=val_tokens_path, meta=meta, history=history, records=records,
+                   scratch_dir=scratch_dir)
+
+
+@contextlib.contextmanager
+def _locked(directory, rank):
+    """Exclusive lock on a trunk dir (rank 0 holds it for the job), so two cells of one size never extend
+    the same trunk at once."""
+    if rank != 0:
+        yield
+        return
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _trunk_identity(s):
+    return dict(s.identity, schedule="trunk")
+
+
+def train_trunk(trunk_dir, *, width, depth, branch_tokens, train_tokens_path, tokenizer_dir, seq_len,
+                batch_size, log_path=None, **recipe):
+    """Train (or extend) the WSD trunk of one model size: warmup, then constant lr, saving the full training
+    state at the branch point (1 − decay_fraction)·D of every D in branch_tokens as trunk_dir/step-*.pt.
+
+    Only missing branch points are trained, starting from the newest saved state below the first of them,
+    so a larger D later continues the trunk instead of restarting it. Returns dict(trunk_dir, branch_steps,
+    start_step, stop_step, tokens_processed).
+    """
+    r = Recipe(**recipe)
+    s = _Session(width=width, depth=depth, seq_len=seq_len, batch_size=batch_size,
+                 train_tokens_path=train_tokens_path, tokenizer_dir=tokenizer_dir, recipe=r)
+    branches = {}
+    for tokens in branch_tokens:
+        total = steps_for(tokens, s.tokens_per_step)
+        branch = decay_start_step(total, r.decay_fraction)
+        if branch < s.warmup_steps:
+            raise ValueError(
+                f"wsd: D = {tokens} tokens ({total} steps) branches off the trunk at step {branch}, inside the "
+                f"{s.warmup_steps}-step warmup (warmup_tokens = {s.warmup_steps * s.tokens_per_step}); use "
+                "schedule cosine for this cell, a larger D, or fewer warmup tokens")
+        branches[branch] = tokens
+    identity = _trunk_identity(s)
+    lr_fn = functools.partial(lr_at, lr=r.lr, warmup_steps=s.warmup_steps, schedule="constant")
+    with _locked(trunk_dir, s.rank):
+        s.barrier()
+        meta_path = os.path.join(trunk_dir, "trunk_meta.json")
+        known = json.load(open(meta_path)) if os.path.exists(meta_path) else dict(identity=identity, branches={})
+        if known["identity"] != identity:
+            diff = {k: (known["identity"].get(k), v) for k, v in identity.items() if known["identity"].get(k) != v}
+            raise ValueError(f"{meta_path}: the trunk was trained with other settings (saved vs now: {diff}); "
+                             "use another trunk_dir or the original settings")
+        keep = sorted({int(k) for k in known["branches"]} | set(branches))
+        missing = sorted(b for b in branches if b not in _state_files(trunk_dir))
+        result = dict(trunk_dir=trunk_dir, branch_steps=sorted(branches), start_step=None, stop_step=None,
+                      tokens_processed=0)
+        if s.rank == 0:
+            known["branches"].update({str(b): tokens for b, tokens in branches.items()})
+            _write_atomic(meta_path, json.dumps(known, indent=1))
+        if missing:
+            history, records = [], []
+            start, elapsed = _resume(s, trunk_dir, identity, missing[0], history, records)
+            _rewrite_log(log_path, records, s.rank)
+            stop = missing[-1]
+            logger.info("trunk w%d-l%d: steps %d -> %d for branch points %s", width, depth, start, stop, missing)
+            _train_steps(s, cell_id=f"trunk-w{width}-l{depth}", start_step=start, stop_step=stop, lr_fn=lr_fn,
+                         history=history, records=records, elapsed=elapsed, identity=identity,
+                         state_dir=trunk_dir, keep_steps=keep, log_path=log_path)
+            result.update(start_step=start, stop_step=stop, tokens_processed=(stop - start) * s.tokens_per_step)
+        s.barrier()
+    return result
+
+
+def train_decay(out_dir, *, cell_id, trunk_dir, tokens, width, depth, train_tokens_path, val_tokens_path,
+                tokenizer_dir, seq_len, batch_size, scratch_dir=None, log_path=None, **recipe):
+    """Finish a WSD cell: load the trunk state at this D's branch point and decay the lr to zero at D;
+    writes the same checkpoint dir as train_cell (D counts the trunk's tokens too). Returns the meta."""
+    r = Recipe(**recipe)
+    s = _Session(width=width, depth=depth, seq_len=seq_len, batch_size=batch_size,
+                 train_tokens_path=train_tokens_path, tokenizer_dir=tokenizer_dir, recipe=r)
+    total = steps_for(tokens, s.tokens_per_step)
+    branch = decay_start_step(total, r.decay_fraction)
+    identity = dict(s.identity, schedule="wsd", total_steps=total, branch_step=branch,
+                    decay_fraction=r.decay_fraction, decay_shape=r.decay_shape)
+    lr_fn = functools.partial(lr_at, lr=r.lr, warmup_steps=s.warmup_steps, total_steps=total, schedule="wsd",
+                              decay_fraction=r.decay_fraction, decay_shape=r.decay_shape)
+    scratch_dir = scratch_dir or f"{out_dir.rstrip(os.sep)}.scratch"
+    os.makedirs(scratch_dir, exist_ok=True)
+    history, records = [], []
+    start, elapsed = _resume(s, scratch_dir, identity, total, history, records)
+    if start == 0:
+        trunk_state = _state_path(trunk_dir, branch)
+        if not os.path.exists(trunk_state):
+            raise FileNotFoundError(f"{trunk_state}: no trunk state at step {branch}, the branch point of D = "
+                                    f"{tokens}; run train_trunk with branch_tokens including {tokens} first")
+        state = s.load_state(trunk_state, _trunk_identity(s))
+        history[:], records[:] = state["history"], state["records"]
+        start = branch
+    _rewrite_log(log_path, records, s.rank)
+    elapsed = _train_steps(s, cell_id=cell_id, start_step=start, stop_step=total, lr_fn=lr_fn, history=history,
+                           records=records, elapsed=elapsed, identity=identity, state_dir=scratch_dir,
+                           log_path=log_path)
+    meta = _base_meta(s, cell_id, total, "wsd", s.warmup_steps, elapsed)
+    meta.update(resumed_from_step=start, tokens_processed=(total - start) * s.tokens_per_step,
+                trunk_dir=os.path.abspath(trunk_dir), branch_step=branch, decay_fraction=r.decay_fraction,
+                decay_shape=r.decay_shape)
+    return _finish(s, out_dir, val_tokens_path=val_tokens_path, meta=meta, history=history, records=records,
+                   scratch_dir=scratch_dir)
+
+
+# --------------------------------------------------------------------------------------------------- CLI
+
+_CLI_OPTIONS = {  # Recipe field -> type, for --field-name flags
+    "lr": float, "weight_decay": float, "warmup_tokens": float, "grad_clip": float, "z_loss": float, "seed": int,
+    "decay_fraction": float, "decay_shape": str, "micro_batch_size": int, "head_dim": int, "ffn_multiple": int,
+    "vocab_size": int, "device": str, "precision": str, "threads": int, "checkpoint_every_s": float,
+    "checkpoint_every_steps": int, "log_every": int, "peak_flops": float, "val_max_tokens": int,
+    "val_batch_size": int,
+}
+
+
+def add_arguments(parser):
+    parser.add_argument("--out", required=True, help="checkpoint dir to write")
+    parser.add_argument("--cell", dest="cell_id", help="cell id (default: the --out dir's name)")
+    parser.add_argument("--width", type=int, required=True)
+    parser.add_argument("--depth", type=int, required=True)
+    parser.add_argument("--tokens", type=float, required=True, help="training tokens D")
+    parser.add_argument("--data", help="dir with train.npy, val.npy and tokenizer/")
+    parser.add_argument("--train-tokens", dest="train_tokens_path", help="train token file (default DATA/train.npy)")
+    parser.add_argument("--val-tokens", dest="val_tokens_path", help="val token file (default DATA/val.npy)")
+    parser.add_argument("--tokenizer", dest="tokenizer_dir", help="tokenizer dir (default DATA/tokenizer)")
+    parser.add_argument("--seq-len", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=32, help="sequences per optimizer step (global)")
+    parser.add_argument("--schedule", choices=SCHEDULES, default="cosine")
+    parser.add_argument("--trunk-dir", help="wsd: the model size's trunk dir")
+    parser.add_argument("--scratch-dir", help="resumable state (default OUT.scratch)")
+    parser.add_argument("--log", dest="log_path", help="JSONL training log")
+    parser.add_argument("--betas", type=float, nargs=2, default=Recipe.betas)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--keep-scratch", action="store_true")
+    for name, kind in _CLI_OPTIONS.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(Recipe, name))
+
+
+def cli_args(**kwargs):
+    """The `t2scaling train` flags equivalent to train_cell keyword arguments (for torchrun launches)."""
+    paths = dict(cell_id="--cell", train_tokens_path="--train-tokens", val_tokens_path="--val-tokens",
+                 tokenizer_dir="--tokenizer", log_path="--log")
+    out = []
+    for key, value in kwargs.items():
+        if value is None or value is False:
+            continue
+        flag = paths.get(key, "--" + key.replace("_", "-"))
+        if value is True:
+            out.append(flag)
+        elif isinstance(value, (list, tuple)):
+            out += [flag, *map(str, value)]
+        else:
+            out += [flag, str(value)]
+    return out
+
+
+def run(args):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    paths = dict(train_tokens_path=("train.npy", "--train-tokens"), val_tokens_path=("val.npy", "--val-tokens"),
+                 tokenizer_dir=("tokenizer", "--tokenizer"))
+    for key, (name, flag) in paths.items():
+        if getattr(args, key) is None:
+            if args.data is None:
+                raise ValueError(f"t2scaling train: give --data DIR (holding {name}) or {flag} explicitly")
+            setattr(args, key, os.path.join(args.data, name))
+    recipe = {name: getattr(args, name) for name in _CLI_OPTIONS}
+    tokens = int(args.tokens) if float(args.tokens).is_integer() else args.tokens
+    try:
+        meta = train_cell(args.out, cell_id=args.cell_id or os.path.basename(os.path.normpath(args.out)),
+                          width=args.width, depth=args.depth, tokens=tokens,
+                          train_tokens_path=args.train_tokens_path, val_tokens_path=args.val_tokens_path,
+                          tokenizer_dir=args.tokenizer_dir, seq_len=args.seq_len, batch_size=args.batch_size,
+                          schedule=args.schedule, trunk_dir=args.trunk_dir, scratch_dir=args.scratch_dir,
+                          log_path=args.log_path, betas=tuple(args.betas), compile=args.compile,
+                          keep_scratch=args.keep_scratch, **recipe)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(meta, indent=1))
+    return 0

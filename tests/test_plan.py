@@ -1,0 +1,87 @@
+"""`t2scaling plan` and the units formatting it prints with."""
+
+import numpy as np
+import pytest
+
+from t2scaling import cli
+from t2scaling.fitresult import FitResult
+from t2scaling.frontier import frontier
+from t2scaling.plan import format_plan, plan
+from t2scaling.units import format_count, format_flops, format_number, format_params, format_sci, format_tokens
+
+CHIN = dict(A=478.0, B=2143.0, E=1.817, alpha=0.347, beta=0.367)
+A1 = dict(CHIN, G=1.0, gamma=0.3)
+A2 = dict(CHIN, theta0=2.5, theta1=4.0, theta2=0.9, theta3=1.0, theta4=-0.2)
+
+
+@pytest.mark.parametrize("value, text", [
+    (1.23e9, "1.2B"), (3.4e12, "3.4T"), (5.2e6, "5.2M"), (123456, "123K"), (512, "512"), (12.4e9, "12B"),
+    (999.7e6, "1.0B"), (9.96e6, "10M"), (2e15, "2.0e15"), (float("nan"), "n/a"),
+])
+def test_format_count(value, text):
+    assert format_count(value) == text
+
+
+def test_units_strings():
+    assert format_params(1.23e9) == "1.2B params"
+    assert format_tokens(3.4e12) == "3.4T tokens"
+    assert format_flops(1e23) == "1.0e23 FLOPs"
+    assert format_flops(1.4e11) == "1.4e11 FLOPs"
+    assert format_sci(3.2e-5) == "3.2e-5"
+    assert format_number(2833.4) == "2,833"
+    assert format_number(58.33) == "58.3"
+    assert format_number(9.999) == "10.0"
+    assert format_number(1.0) == "1.00"
+
+
+def write_fit(path, **kwargs):
+    FitResult(**kwargs).to_json(str(path))
+    return str(path)
+
+
+def test_plan_is_the_frontier_row():
+    fit = FitResult(law="approach2", params=A2, task="arc")
+    row = plan(fit, 1e23, 1.4e11)
+    table = frontier([fit], c_train=[1e23], c_inf=[1.4e11])
+    assert row.equals(table.iloc[0])
+
+
+def test_cli_plan_prints_recommendation_and_baselines(tmp_path, capsys):
+    path = write_fit(tmp_path / "arc.json", law="approach2", params=A2, task="arc")
+    assert cli.main(["plan", path, "--c-train", "1e23", "--c-inf", "1.4e11"]) == 0
+    text = capsys.readouterr().out
+    row = plan(FitResult(law="approach2", params=A2, task="arc"), 1e23, 1.4e11)
+    assert "task 'arc', law approach2 (pass@k accuracy, higher is better)" in text
+    assert "C_train = 1.0e23 FLOPs, C_inf = 1.4e11 FLOPs per served token" in text
+    optimum = next(line for line in text.splitlines() if line.strip().startswith("T² optimum "))
+    for piece in (format_params(row["N_star"]), format_tokens(row["D_star"]), format_number(row["k_star"]),
+                  format_number(row["tokens_per_param"]), f"{row['predicted_metric']:.4f}"):
+        assert piece in optimum
+    chinchilla = next(line for line in text.splitlines() if "Chinchilla (k = 1)" in line)
+    assert format_params(row["chinchilla_N"]) in chinchilla and f"{row['chinchilla_metric']:.4f}" in chinchilla
+    corrected = next(line for line in text.splitlines() if "inference-corrected k" in line)
+    assert format_number(row["chinchilla_k"]) in corrected
+    assert f"{row['gain_vs_chinchilla']:+.4f} over Chinchilla at k = 1" in text
+    assert f"{row['gain_vs_chinchilla_inference_corrected']:+.4f} over inference-corrected Chinchilla" in text
+
+
+def test_plan_says_when_chinchilla_cannot_serve_and_shows_bands():
+    rng = np.random.default_rng(0)
+    replicates = [{k: v * (1 + 0.03 * rng.standard_normal()) for k, v in A1.items()} for _ in range(5)]
+    fit = FitResult(law="approach1", params=A1, task="gsm", bootstrap_params=replicates)
+    text = format_plan(plan(fit, 1e23, 2e9))
+    assert "task loss -log pass@k (nats), lower is better" in text
+    assert "cannot serve even one sample per token" in text and "k = 0.0335 < 1" in text
+    assert "Bootstrap 5-95 % band (5 replicates): N* " in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--c-train", "1e23", "--c-inf", "1e3"], "no feasible plan for C_train = 1.0e23 FLOPs and C_inf = 1.0e3 FLOPs"),
+    (["--c-train", "1e22:1e24:3", "--c-inf", "2e9"], "--c-train '1e22:1e24:3': plan takes one budget"),
+    (["--c-train", "lots", "--c-inf", "2e9"], "--c-train 'lots': expected"),
+])
+def test_cli_plan_errors(tmp_path, capsys, argv, message):
+    path = write_fit(tmp_path / "fit.json", law="approach1", params=A1)
+    assert cli.main(["plan", path, *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("t2scaling plan: error:") and message in err

@@ -2,8 +2,10 @@
 
 1. Likelihood mode: a 1,000-question task on a ~1M-parameter model (target <= 5 s on a laptop CPU), vs
    one question at a time without padding.
-2. Sampling mode, n = 64: the shared prompt KV cache vs `model.generate(num_return_sequences=n)` on the same
-   model, questions, budgets and stop tokens (target >= 3x faster), with both success rates.
+2. Sampling mode, n = 64: the shared prompt KV cache (with and without early stopping of samples that can no
+   longer match) vs `model.generate(num_return_sequences=n)` on the same model, questions, budgets and stop
+   tokens (target >= 3x faster), with the success rates (|z| < 3: the same within sampling error). With the
+   budget equal to the answer's length, the rates also match the likelihood's mean p = mean exp(-NLL).
 
 The model is a random-init (width 128, depth 4) decoder whose logits are sharpened, so that answers drawn
 from it (the gold answers here) are likely and success rates are far from 0; the tokenizer is a byte-level
@@ -90,39 +92,50 @@ def bench_likelihood(checkpoint_dir, table, table_path, tmp):
           f"max |diff| {np.abs(batched - np.array(naive)).max():.1e} nats, mean p {np.exp(-out['nll']).mean():.3f}")
 
 
+def generate_counts(model, tokenizer, encoded, answers, n, budgets, stop):
+    """Baseline: model.generate(num_return_sequences=n) per question, same budgets and stop tokens."""
+    torch.manual_seed(0)
+    counts = []
+    for q, answer, budget in zip(encoded, answers, budgets):
+        out = model.generate(torch.tensor([q.ids[: q.start]]), do_sample=True, num_return_sequences=n, top_k=0,
+                             top_p=1.0, temperature=1.0, max_new_tokens=int(budget), pad_token_id=0,
+                             eos_token_id=stop.nonzero()[:, 0].tolist())
+        token_lists = [[t for t in row if t != 0] for row in out[:, q.start:].tolist()]
+        counts.append(count_correct(tokenizer, q, answer, token_lists, exact_match))
+    return np.array(counts)
+
+
 def bench_sampling(checkpoint_dir, table, n):
     model, tokenizer = load_checkpoint(checkpoint_dir, "cpu")
     encoded = encode_questions(tokenizer, table["prompt"], table["answer"])
-    budgets = [q.n_answer_tokens + 8 for q in encoded]
     stop = stop_token_mask(tokenizer, model)
-    t0 = time.perf_counter()
-    ours = evaluate_questions(model, tokenizer, table, mode="sampling", n_samples=n, max_new_tokens=budgets,
-                              progress=False)["n_correct"].to_numpy()
-    ours_s = time.perf_counter() - t0
-    torch.manual_seed(0)
-    t0 = time.perf_counter()
-    theirs = []
-    for q, answer, budget in zip(encoded, table["answer"], budgets):
-        out = model.generate(torch.tensor([q.ids[: q.start]]), do_sample=True, num_return_sequences=n, top_k=0,
-                             top_p=1.0, temperature=1.0, max_new_tokens=budget, pad_token_id=0,
-                             eos_token_id=stop.nonzero()[:, 0].tolist())
-        token_lists = [[t for t in row if t != 0] for row in out[:, q.start:].tolist()]
-        theirs.append(count_correct(tokenizer, q, answer, token_lists, exact_match))
-    theirs_s = time.perf_counter() - t0
-    theirs = np.array(theirs)
-    rate_ours, rate_theirs = ours.sum() / (n * len(ours)), theirs.sum() / (n * len(theirs))
-    pooled = (ours + theirs) / (2 * n)
-    z = (ours.sum() - theirs.sum()) / np.sqrt((2 * n * pooled * (1 - pooled)).sum())
-    print(f"sampling, {len(table)} questions x n = {n}:")
-    print(f"  shared prompt cache {ours_s:.2f} s vs generate(num_return_sequences={n}) {theirs_s:.2f} s: "
-          f"{theirs_s / ours_s:.1f}x faster (target >= 3x)")
-    print(f"  success rate {rate_ours:.4f} vs {rate_theirs:.4f} (z = {z:+.2f}; |z| < 3 is within sampling error)")
+    mean_p = np.exp(-answer_nll(model, encoded)).mean()
+    print(f"sampling, {len(table)} questions x n = {n} (likelihood mean p = {mean_p:.4f}):")
+    n_answer = np.array([q.n_answer_tokens for q in encoded])
+    for label, budgets in (("budget = answer tokens", n_answer), ("budget = answer tokens + 8", n_answer + 8)):
+        rows, seconds = {}, {}
+        for name, early_stop in (("shared cache + early stop", True), ("shared cache", False)):
+            t0 = time.perf_counter()
+            rows[name] = evaluate_questions(model, tokenizer, table, mode="sampling", n_samples=n, max_new_tokens=budgets,
+                                            early_stop=early_stop, progress=False)["n_correct"].to_numpy()
+            seconds[name] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rows["generate"] = generate_counts(model, tokenizer, encoded, table["answer"], n, budgets, stop)
+        seconds["generate"] = time.perf_counter() - t0
+        print(f"  {label}:")
+        for name, counts in rows.items():
+            other = rows["generate"]
+            pooled = (counts + other) / (2 * n)
+            var = (2 * n * pooled * (1 - pooled)).sum()
+            z = (counts.sum() - other.sum()) / np.sqrt(var) if var > 0 else 0.0
+            print(f"    {name:26s} {seconds[name]:7.2f} s  {seconds['generate'] / seconds[name]:5.1f}x vs generate  "
+                  f"success rate {counts.sum() / (n * len(counts)):.4f}  (z vs generate {z:+.2f})")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=1000)
-    parser.add_argument("--sampled", type=int, default=100, help="questions in the sampling comparison")
+    parser.add_argument("--sampled", type=int, default=50, help="questions in the sampling comparison")
     parser.add_argument("--n", type=int, default=64)
     args = parser.parse_args()
     print(f"torch threads: {torch.get_num_threads()}")

@@ -14,6 +14,7 @@ COMMANDS = {
     "tokenize": ("t2scaling.data", "train/load a tokenizer and write memory-mapped token files"),
     "train": ("t2scaling.train", "pretrain one (N, D) grid cell to an HF checkpoint"),
     "eval": ("t2scaling.evaluate", "evaluate a checkpoint on a task (per-question NLL or samples)"),
+    "posttrain": ("t2scaling.posttrain", "fine-tune a checkpoint on a task's train split (FT or SFT)"),
     "fit": ("t2scaling.fit", "fit a scaling law (chinchilla, approach1, approach2) to a table"),
     "frontier": ("t2scaling.frontier", "solve compute-optimal frontiers over a range of budgets"),
     "plan": ("t2scaling.plan", "recommend N, D and k for one training and inference budget"),

@@ -179,19 +179,22 @@ def stop_token_mask(tokenizer, model):
     texts = tokenizer.batch_decode([[i] for i in range(min(vocab, len(tokenizer)))])
     stop = torch.zeros(vocab, dtype=torch.bool)
     stop[: len(texts)] = torch.tensor(["\n" in t for t in texts])
-    eos = {tokenizer.eos_token_id, *np.atleast_1d(model.generation_config.eos_token_id or [])} - {None}
+    generation_config = getattr(model, "generation_config", None)
+    eos = {tokenizer.eos_token_id, *np.atleast_1d(getattr(generation_config, "eos_token_id", None) or [])} - {None}
     stop[[int(e) for e in eos if int(e) < vocab]] = True
     return stop
 
 
 @torch.no_grad()
 def sample_answers(model, encoded, n, max_new_tokens, stop_mask, seeds, temperature=1.0, batch_size=32,
-                   progress=False):
+                   still_possible=None, progress=False):
     """n samples per question from its context, sharing one prompt KV cache across the n rows.
 
     max_new_tokens: per-question token budgets; a sample also ends at a `stop_mask` token (kept in its
     output). Each question draws its uniforms from its own torch.Generator (`seeds`), and tokens by
     inverse-CDF sampling, so results do not depend on how questions are grouped.
+    still_possible(question_index, token_lists) -> bools: optional early stop for samples that can no
+    longer verify (their later tokens could not change the verdict, and other samples are unaffected).
     Returns, per question, (list of n token-id lists, float64 array of the n samples' summed log-probs).
     """
     from transformers import DynamicCache
@@ -201,6 +204,7 @@ def sample_answers(model, encoded, n, max_new_tokens, stop_mask, seeds, temperat
     device = next(model.parameters()).device
     stop_mask = stop_mask.to(device)
     max_new_tokens = np.broadcast_to(np.asarray(max_new_tokens, dtype=np.int64), (len(encoded),))
+    keep_last = {"logits_to_keep": 1} if _accepts_logits_to_keep(model) else {}
     results = [None] * len(encoded)
     order = _length_order([q.start for q in encoded])
     budget = batch_size * SAMPLING_CACHE_TOKENS_PER_QUESTION
@@ -216,7 +220,7 @@ def sample_answers(model, encoded, n, max_new_tokens, stop_mask, seeds, temperat
         ids, mask, positions, _ = _pad(contexts, 0, "left")
         cache = DynamicCache(config=model.config)
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                       past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+                       past_key_values=cache, use_cache=True, **keep_last).logits[:, -1]
         # share the prompt: one cache row per sample
         cache.batch_repeat_interleave(n)
         logits = logits.repeat_interleave(n, 0)
@@ -238,6 +242,15 @@ def sample_answers(model, encoded, n, max_new_tokens, stop_mask, seeds, temperat
             tokens_out[row, t] = token
             logp_out[row] += logp.gather(-1, token[:, None])[:, 0].double()
             alive = ~stop_mask[token] & (t + 1 < limit)
+            if still_possible is not None and alive.any():
+                live = alive.nonzero()[:, 0]
+                so_far = tokens_out[row[live], : t + 1].tolist()
+                questions, counts = torch.unique_consecutive(row[live] // n, return_counts=True)  # rows stay sorted
+                verdict, k = [], 0
+                for q, count in zip(questions.tolist(), counts.tolist()):
+                    verdict += still_possible(group[q], so_far[k: k + count])
+                    k += count
+                alive[live[~torch.tensor(verdict, dtype=torch.bool, device=device)]] = False
             if not alive.any():
                 break
             if not alive.all():  # drop finished rows from the cache and every row-aligned tensor
@@ -256,10 +269,10 @@ def sample_answers(model, encoded, n, max_new_tokens, stop_mask, seeds, temperat
     return results
 
 
-def sample_texts(tokenizer, question, token_lists):
-    """The text each sample adds after the context, cut at the first newline (decoded in context, so
-    tokenizers that drop a leading space when decoding alone are handled)."""
-    context = question.ids[: question.start]
+def sample_texts(tokenizer, question, token_lists, context_tokens=8):
+    """The text each sample adds after the context, cut at the first newline. Decoded after the context's
+    last few tokens, so tokenizers that drop a leading space when decoding a sequence's start are handled."""
+    context = question.ids[max(question.start - context_tokens, 0): question.start]
     kw = dict(skip_special_tokens=True, clean_up_tokenization_spaces=False)
     head = len(tokenizer.decode(context, **kw))
     texts = tokenizer.batch_decode([context + tokens for tokens in token_lists], **kw)
@@ -292,11 +305,12 @@ def _atomic_parquet(df, path):
 
 def evaluate_questions(model, tokenizer, table, *, mode="likelihood", verifier=None, n_samples=64,
                        temperature=1.0, batch_size=32, seed=0, max_new_tokens=None, padding_side="left",
-                       progress=True):
+                       early_stop=True, progress=True):
     """The per-question table (DESIGN.md §5) of `model` on a task table (id, prompt, answer, ...).
 
     Sampling mode adds n_samples and n_correct beside the likelihood columns; max_new_tokens defaults to
-    each answer's token count + ANSWER_MARGIN_TOKENS.
+    each answer's token count + ANSWER_MARGIN_TOKENS. early_stop: end a sample once it can no longer verify
+    (verifiers with a `could_match` method, e.g. exact match); the counts are the same either way.
     """
     from t2scaling.tasks import exact_match
 
@@ -305,6 +319,9 @@ def evaluate_questions(model, tokenizer, table, *, mode="likelihood", verifier=N
     model.eval()
     encoded = encode_questions(tokenizer, table["prompt"], table["answer"], ids=list(table["id"]))
     nll = answer_nll(model, encoded, batch_size=batch_size, padding_side=padding_side, progress=progress)
+    if not np.all(np.isfinite(nll)):
+        bad = table["id"].iloc[int(np.flatnonzero(~np.isfinite(nll))[0])]
+        raise ValueError(f"non-finite NLL for question {bad!r}; the checkpoint's weights may be corrupt")
     out = pd.DataFrame({
         "question": table["id"].astype(str).to_numpy(),
         "nll": nll,
@@ -319,15 +336,21 @@ def evaluate_questions(model, tokenizer, table, *, mode="likelihood", verifier=N
         budgets = (out["n_answer_tokens"].to_numpy() + ANSWER_MARGIN_TOKENS if max_new_tokens is None
                    else max_new_tokens)
         seeds = [question_seed(seed, q) for q in out["question"]]
-        drawn = sample_answers(model, encoded, n_samples, budgets, stop_token_mask(tokenizer, model), seeds,
-                               temperature=temperature, batch_size=batch_size, progress=progress)
         verifier = verifier or exact_match
+        could_match = getattr(verifier, "could_match", None)
+
+        def still_possible(j, token_lists):
+            q, answer = encoded[j], table["answer"].iloc[j]
+            # the sample must first regenerate the prompt characters inside the boundary token
+            return [could_match(text[len(q.prefix_text):], answer) if text.startswith(q.prefix_text)
+                    else q.prefix_text.startswith(text) for text in sample_texts(tokenizer, q, token_lists)]
+
+        drawn = sample_answers(model, encoded, n_samples, budgets, stop_token_mask(tokenizer, model), seeds,
+                               temperature=temperature, batch_size=batch_size, progress=progress,
+                               still_possible=still_possible if could_match and early_stop else None)
         out["n_samples"] = n_samples
         out["n_correct"] = [count_correct(tokenizer, q, a, tokens, verifier)
                             for q, a, (tokens, _) in zip(encoded, table["answer"], drawn)]
-    if not np.all(np.isfinite(out["nll"])):
-        bad = out["question"][~np.isfinite(out["nll"])].iloc[0]
-        raise ValueError(f"non-finite NLL for question {bad!r}; the checkpoint's weights may be corrupt")
     return out
 
 

@@ -144,6 +144,7 @@ def _fail(obs, column, bad, problem, fix):
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         value = obs.frame[column].iloc[first] if column in obs.frame else None
+        value = value.item() if isinstance(value, np.generic) else value
         more = f" ({int(bad.sum()) - 1} more rows alike)" if bad.sum() > 1 else ""
         raise ValueError(f"{obs.path}: column {column!r}, {obs.row(first)}: {column} = {value!r} {problem}{more}; "
                          f"{fix}")

@@ -37,9 +37,24 @@ def normalize_answer(text):
     return re.sub(r"[\s.,;:!?'\"]+$", "", text)
 
 
-def exact_match(prediction, answer):
-    """Default verifier: equal after `normalize_answer`."""
-    return normalize_answer(prediction) == normalize_answer(answer)
+class ExactMatch:
+    """Default verifier: equal after `normalize_answer`.
+
+    `could_match(prefix, answer)` tells a sampler whether a partial sample can still verify, so it can stop
+    a sample early without changing any result: normalising a prefix of a text gives a prefix of the text's
+    normalisation, so once that fails to prefix the normalised answer, no continuation can match.
+    """
+
+    def __call__(self, prediction, answer):
+        return normalize_answer(prediction) == normalize_answer(answer)
+
+    def could_match(self, prefix, answer):
+        if prefix.endswith("\ufffd"):  # a multi-byte character cut in half: undecided
+            return True
+        return normalize_answer(answer).startswith(normalize_answer(prefix))
+
+
+exact_match = ExactMatch()
 
 
 def _as_number(text):

@@ -149,7 +149,9 @@ TIMES = ["In the morning,", "After lunch,", "Later that day,", "At night,", "On 
          "Before dawn,", "One evening,"]
 
 # Passage mix of a document (weights) and passages per document.
-PASSAGE_WEIGHTS = {"knowledge": 0.35, "arithmetic": 0.22, "analogy": 0.15, "spatial": 0.14, "filler": 0.14}
+PASSAGE_WEIGHTS = {"knowledge": 0.40, "arithmetic": 0.22, "analogy": 0.08, "spatial": 0.16, "filler": 0.14}
+# Roles and causes are few, so their mention weights fall faster (rank^-1.5) to keep rare ones rare.
+ROLE_ZIPF_EXPONENT = 1.5
 PASSAGES_PER_DOCUMENT = (2, 6)
 
 # Question kinds within a family (weights), so each task mixes easy and hard questions.
@@ -186,7 +188,7 @@ class SyntheticWorld:
     are kept in `held_out` and corpus passages with the same key are redrawn.
     """
 
-    def __init__(self, seed=0, n_entities=800, zipf_exponent=1.0):
+    def __init__(self, seed=0, n_entities=500, zipf_exponent=1.0):
         if n_entities < 2:
             raise ValueError(f"n_entities = {n_entities}: the world needs at least 2 countries")
         if zipf_exponent < 0:
@@ -208,10 +210,10 @@ class SyntheticWorld:
             self.facts[i, "export"] = rng.choice(EXPORTS)
         # Countries are generated in Zipf-rank order (names are random, so rank is unrelated to the name).
         self.country_cum = _zipf_cum_weights(n_entities, zipf_exponent)
-        role_order = list(range(len(ROLES)))
-        rng.shuffle(role_order)
-        self.role_order = role_order
-        self.role_cum = _zipf_cum_weights(len(ROLES), zipf_exponent)
+        self.role_order = rng.sample(range(len(ROLES)), len(ROLES))  # rank -> role
+        self.cause_order = rng.sample(range(len(CAUSES)), len(CAUSES))
+        self.role_cum = _zipf_cum_weights(len(ROLES), ROLE_ZIPF_EXPONENT)
+        self.cause_cum = _zipf_cum_weights(len(CAUSES), ROLE_ZIPF_EXPONENT)
         self.held_out = {family: set() for family in FAMILIES}
         # Sentences that are the first half of an analogy (no final period) -> [(kind, role or cause)]; two of
         # them side by side in a document would be that analogy verbatim.
@@ -410,28 +412,36 @@ class SyntheticWorld:
             return f"The {ra[0]} works in the {ra[7]}. The {rb[0]} works in the", f" {rb[7]}", "."
         return f"The {ra[0]} works with the {ra[8]}. The {rb[0]} works with the", f" {rb[8]}", "."
 
-    def _draw_pair(self, rng, kind):
-        pool = len(CAUSES) if kind == "cause" else len(ROLES)
-        a, b = rng.sample(range(pool), 2)
+    def _draw(self, rng, kind, zipf):
+        """A role (or a cause for kind "cause"): by mention rank when zipf, else uniformly."""
+        order, cum = (self.cause_order, self.cause_cum) if kind == "cause" else (self.role_order, self.role_cum)
+        return order[rng.choices(range(len(order)), cum_weights=cum)[0]] if zipf else rng.randrange(len(order))
+
+    def _draw_pair(self, rng, kind, zipf):
+        a = self._draw(rng, kind, zipf)
+        while (b := self._draw(rng, kind, zipf)) == a:
+            pass
         return a, b
 
     def analogy_passage(self, rng):
         kind = rng.random()
         if kind < 0.5:
-            role = self.role_order[rng.choices(range(len(ROLES)), cum_weights=self.role_cum)[0]]
+            role = self._draw(rng, "role", zipf=True)
             relations = rng.sample(("does", "place", "tool"), rng.randint(1, 3))
             return " ".join(self._role_statement(rng, role, r) for r in relations)
-        if kind < 0.85:
+        if kind < 0.8:
             while True:
                 analogy_kind = rng.choice(ANALOGY_KINDS)
-                a, b = self._draw_pair(rng, analogy_kind)
+                a, b = self._draw_pair(rng, analogy_kind, zipf=True)
                 if (analogy_kind, a, b) not in self.held_out["analogy"]:
                     return "".join(self._analogy(analogy_kind, a, b))
-        return " ".join(self._cause_statement(rng, c) for c in rng.sample(range(len(CAUSES)), rng.randint(1, 3)))
+        causes = list(dict.fromkeys(self._draw(rng, "cause", zipf=True) for _ in range(rng.randint(1, 3))))
+        return " ".join(self._cause_statement(rng, c) for c in causes)
 
     def analogy_question(self, rng):
+        """Pairs drawn uniformly, so the test spans frequent and rare roles alike."""
         kind = rng.choice(ANALOGY_KINDS)
-        a, b = self._draw_pair(rng, kind)
+        a, b = self._draw_pair(rng, kind, zipf=False)
         prompt, answer, _ = self._analogy(kind, a, b)
         return (kind, a, b), kind, prompt, answer
 
@@ -582,7 +592,7 @@ def _write_atomic(path, lines):
     return digest.hexdigest()
 
 
-def write_world(out_dir, *, seed=0, n_questions=1000, n_train_questions=1000, n_entities=800,
+def write_world(out_dir, *, seed=0, n_questions=1000, n_train_questions=1000, n_entities=500,
                 n_documents=28000, val_fraction=0.02, zipf_exponent=1.0):
     """Generate the world into out_dir and return its summary (also written to world.json).
 

@@ -197,6 +197,16 @@ def test_sampling_agrees_with_likelihood(peaked_task):
     assert chi2 < stats.chi2.ppf(1 - 1e-4, len(p)), f"chi-square {chi2:.1f} over {len(p)} questions"
 
 
+def test_early_stop_changes_no_count(peaked_task):
+    """Ending samples that can no longer match (exact match) saves work but leaves every count unchanged."""
+    model, tokenizer, table = peaked_task
+    kw = dict(mode="sampling", n_samples=32, seed=5, progress=False)  # default budgets: answer + margin
+    fast = evaluate_questions(model, tokenizer, table, early_stop=True, **kw)
+    slow = evaluate_questions(model, tokenizer, table, early_stop=False, **kw)
+    pd.testing.assert_frame_equal(fast, slow)
+    assert fast["n_correct"].sum() > 0
+
+
 def test_shared_cache_sampler_log_probs_are_exact(peaked_task):
     """Each sample's accumulated log-prob equals a fresh, unpadded forward pass over context + sample: the
     shared, left-padded, row-dropping cache conditions every token correctly."""

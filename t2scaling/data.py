@@ -87,10 +87,12 @@ def load_texts(source, *, split="train", text_field="text", streaming=False, lim
             dataset = datasets.load_dataset(name, config or None, split=split, **options)
         except Exception as err:  # network, cache and missing-dataset errors all end here
             raise _hub_error(source, split, text_field, err) from err
-    columns = dataset.column_names
-    if columns is not None and text_field not in columns:
-        raise ValueError(f"{source}: no field {text_field!r}; its fields are {columns}. "
-                         f"Pass the right one with text_field / --text-field")
+    columns = dataset.column_names  # None for some streamed formats: then checked row by row
+    if columns is not None:
+        if text_field not in columns:
+            raise ValueError(f"{source}: no field {text_field!r}; its fields are {columns}. "
+                             f"Pass the right one with text_field / --text-field")
+        dataset = dataset.select_columns([text_field])  # do not decode the other columns
     return _iterate(dataset, source, text_field, skip, limit)
 
 

@@ -99,6 +99,25 @@ def encode_questions(tokenizer, prompts, answers, ids=None):
     return out
 
 
+def truncate_contexts(encoded, max_length, ids=None):
+    """Drop the oldest context tokens of questions longer than `max_length` (the model's position limit),
+    as evaluation harnesses do; the answer and at least one context token always stay."""
+    truncated = 0
+    for i, q in enumerate(encoded):
+        excess = len(q.ids) - max_length
+        if excess > 0:
+            if q.n_answer_tokens >= max_length:
+                name = ids[i] if ids is not None else i
+                raise ValueError(f"question {name!r}: its answer has {q.n_answer_tokens} tokens, beyond the model's "
+                                 f"{max_length} positions; drop the question or use a longer-context model")
+            q.ids, q.start = q.ids[excess:], q.start - excess
+            truncated += 1
+    if truncated:
+        logger.warning("%d question(s) longer than the model's %d positions: oldest context tokens dropped",
+                       truncated, max_length)
+    return encoded
+
+
 def _length_order(lengths):
     """Longest first (a memory error shows at once), stable, so batches and results are deterministic."""
     return np.argsort(-np.asarray(lengths), kind="stable")
@@ -160,7 +179,7 @@ def answer_nll(model, encoded, batch_size=32, padding_side="left", progress=Fals
         logits = logits[:, : hi - lo] if keep_logits else logits[:, lo:hi]
         columns = torch.arange(lo, hi)
         targets = ids[:, lo + 1: hi + 1]
-        in_answer = (columns[None, :] >= torch.tensor(first)[:, None]) & (columns[None, :] < torch.tensor(last)[:, None])
+        in_answer = (columns >= torch.tensor(first)[:, None]) & (columns < torch.tensor(last)[:, None])
         logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.to(device)[..., None])[..., 0]
         nll[batch] = -(logp.double() * in_answer.to(device)).sum(-1).cpu().numpy()
     return nll
@@ -188,7 +207,11 @@ def stop_token_mask(tokenizer, model):
 @torch.no_grad()
 def sample_answers(model, encoded, n, max_new_tokens, stop_mask, seeds, temperature=1.0, batch_size=32,
                    still_possible=None, progress=False):
-    """n samples per question from its context, sharing one prompt KV cache across the n rows.
+    """n samples per question from its context: the prompt is encoded once and its KV cache shared.
+
+    The cache holds one row per distinct sample prefix (at first one per question; rows split as samples
+    diverge and are dropped as they finish), so identical prefixes are computed once: the same samples as
+    expanding the cache to n rows per question, at a fraction of the work for peaked models.
 
     max_new_tokens: per-question token budgets; a sample also ends at a `stop_mask` token (kept in its
     output). Each question draws its uniforms from its own torch.Generator (`seeds`), and tokens by
@@ -219,28 +242,27 @@ def sample_answers(model, encoded, n, max_new_tokens, stop_mask, seeds, temperat
         contexts = [encoded[j].ids[: encoded[j].start] for j in group]
         ids, mask, positions, _ = _pad(contexts, 0, "left")
         cache = DynamicCache(config=model.config)
+        # the prompt, encoded once: cache row ("node") q holds question q's context
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
                        past_key_values=cache, use_cache=True, **keep_last).logits[:, -1]
-        # share the prompt: one cache row per sample
-        cache.batch_repeat_interleave(n)
-        logits = logits.repeat_interleave(n, 0)
-        mask = mask.repeat_interleave(n, 0).to(device)
-        next_pos = torch.tensor([len(c) for c in contexts], device=device).repeat_interleave(n)
+        mask = mask.to(device)
+        node_pos = torch.tensor([len(c) for c in contexts], device=device)  # position of a node's next token
         steps = int(max_new_tokens[group].max())
         uniforms = torch.stack([
             torch.rand((n, steps), generator=torch.Generator().manual_seed(seeds[j]), dtype=torch.float64)
             for j in group]).reshape(len(group) * n, steps).to(device)
         limit = torch.as_tensor(max_new_tokens[group], device=device).repeat_interleave(n)
-        row = torch.arange(len(group) * n, device=device)  # each live row's index in the group's n * |group| rows
+        row = torch.arange(len(group) * n, device=device)  # each live sample's index among the group's rows
+        node = row // n  # each live sample's cache row: samples with the same tokens so far share one
         tokens_out = torch.full((len(group) * n, steps), -1, dtype=torch.long, device=device)
         logp_out = torch.zeros(len(group) * n, dtype=torch.float64, device=device)
         for t in range(steps):
             logp = torch.log_softmax(logits.float() / temperature, dim=-1)
-            cdf = logp.exp().cumsum(-1)
+            cdf = logp.exp().cumsum(-1)[node]
             u = (uniforms[:, t] * cdf[:, -1].double()).float()[:, None]
             token = torch.searchsorted(cdf, u, right=True)[:, 0].clamp(max=cdf.shape[-1] - 1)
             tokens_out[row, t] = token
-            logp_out[row] += logp.gather(-1, token[:, None])[:, 0].double()
+            logp_out[row] += logp[node, token].double()
             alive = ~stop_mask[token] & (t + 1 < limit)
             if still_possible is not None and alive.any():
                 live = alive.nonzero()[:, 0]
@@ -253,14 +275,17 @@ def sample_answers(model, encoded, n, max_new_tokens, stop_mask, seeds, temperat
                 alive[live[~torch.tensor(verdict, dtype=torch.bool, device=device)]] = False
             if not alive.any():
                 break
-            if not alive.all():  # drop finished rows from the cache and every row-aligned tensor
-                keep = alive.nonzero()[:, 0]
-                cache.batch_select_indices(keep)
-                token, mask, next_pos, limit, uniforms, row = (x[keep] for x in (token, mask, next_pos, limit, uniforms, row))
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=next_pos[:, None],
+            keep = alive.nonzero()[:, 0]
+            token, node, limit, uniforms, row = (x[keep] for x in (token, node, limit, uniforms, row))
+            # one cache row per distinct (prefix, token): duplicates are computed once, finished samples dropped
+            vocab = logits.shape[-1]
+            unique, node = torch.unique(node * vocab + token, return_inverse=True)
+            parent, fed = unique // vocab, unique % vocab
+            cache.batch_select_indices(parent)
+            mask = torch.cat([mask[parent], torch.ones_like(mask[parent, :1])], dim=1)
+            logits = model(input_ids=fed[:, None], attention_mask=mask, position_ids=node_pos[parent, None],
                            past_key_values=cache, use_cache=True).logits[:, -1]
-            next_pos = next_pos + 1
+            node_pos = node_pos[parent] + 1
         tokens_out, logp_out = tokens_out.cpu().reshape(len(group), n, steps), logp_out.cpu().reshape(len(group), n)
         for q, j in enumerate(group):
             results[j] = ([[tok for tok in r if tok >= 0] for r in tokens_out[q].tolist()], logp_out[q].numpy())
@@ -318,6 +343,9 @@ def evaluate_questions(model, tokenizer, table, *, mode="likelihood", verifier=N
         raise ValueError(f"mode must be 'likelihood' or 'sampling', got {mode!r}")
     model.eval()
     encoded = encode_questions(tokenizer, table["prompt"], table["answer"], ids=list(table["id"]))
+    max_length = getattr(model.config, "max_position_embeddings", None)
+    if max_length:
+        encoded = truncate_contexts(encoded, max_length, ids=list(table["id"]))
     nll = answer_nll(model, encoded, batch_size=batch_size, padding_side=padding_side, progress=progress)
     if not np.all(np.isfinite(nll)):
         bad = table["id"].iloc[int(np.flatnonzero(~np.isfinite(nll))[0])]

@@ -121,7 +121,8 @@ def _read_local(f):
 def load_hub_records(task, hub, config=None, path=None):
     """{split: [record dicts]} for the test and train splits: local files at `path`, else the (cached) hub dataset."""
     if path is not None:
-        return {s: [r for f in files for r in _read_local(f)] for s, files in _local_split_files(task, path, config).items()}
+        files = _local_split_files(task, path, config)
+        return {split: [r for f in split_files for r in _read_local(f)] for split, split_files in files.items()}
     import datasets
 
     try:

@@ -10,8 +10,9 @@ One training loop (`_train_steps`) serves three entry points; the schedule is a 
 
 Recipe (the paper's): AdamW lr 3e-3, β = (0.9, 0.95), weight decay 1e-4 on matrices only (RMSNorm gains and
 the tied embedding are exempt: an embedding row of a rare token receives few gradient updates, so decay would
-shrink it toward zero between them), grad clip 1.0, z-loss 1e-4·mean(logsumexp(logits)²), bf16 autocast on
-CUDA (fp32 on CPU: `precision`), SDPA attention, optional `torch.compile`, `torchrun` DDP when WORLD_SIZE is set.
+shrink it toward zero between them), grad clip 1.0, z-loss 1e-4·mean(logsumexp(logits)²) with a fused analytic
+loss (`CrossEntropyZLoss`), bf16 autocast where the device has native bf16 (`precision`), SDPA attention (eager
+on CPU bf16), optional `torch.compile`, `torchrun` DDP when WORLD_SIZE is set (gloo on CPU, nccl on CUDA).
 
 Data order: the train token file is cut into non-overlapping windows of seq_len + 1 tokens; each epoch visits
 all of them in a permutation seeded by (seed, epoch). Global sample g = step·batch_size + row, so the batch of
@@ -26,6 +27,7 @@ built beside `out_dir` and renamed into place at the end.
 
 import contextlib
 import dataclasses
+import datetime
 import fcntl
 import functools
 import glob
@@ -39,6 +41,13 @@ import tempfile
 import time
 
 import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer
+
+from t2scaling import __version__
+from t2scaling.model import build_model, model_counts
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +74,7 @@ class Recipe:
     ffn_multiple: int = 256
     vocab_size: int | None = None  # default: len(tokenizer)
     device: str = "auto"  # auto, cpu, cuda, cuda:N
-    precision: str = "auto"  # auto (bf16 autocast on CUDA with bf16, else fp32), bf16, fp32
+    precision: str = "auto"  # auto (bf16 autocast where the device has native bf16, else fp32), bf16, fp32
     compile: bool = False
     threads: int | None = None  # CPU threads; default OMP_NUM_THREADS or torch's choice
     checkpoint_every_s: float = 120.0
@@ -191,8 +200,6 @@ def _distributed():
 
 
 def _pick_device(name, local_rank, world):
-    import torch
-
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
@@ -208,25 +215,35 @@ def _pick_device(name, local_rank, world):
     return torch.device(name)
 
 
-def _autocast_dtype(precision, device):
-    """bf16 autocast on CUDA with bf16 support (fp16 would need loss scaling; not offered). On CPU fp32 by
-    default: benchmarks/bench_train.py measures bf16 autocast slower for the small models a CPU trains."""
-    import torch
+def _cpu_has_native_bf16():
+    """AVX512-BF16 or AMX: bf16 matmuls run 2-4x faster than fp32 (not merely emulated)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+
+def _autocast_dtype(precision, device):
+    """bf16 autocast (None = fp32) for `precision` auto/bf16/fp32. auto: bf16 on CUDA with bf16 support, and on
+    CPUs with native bf16 (benchmarks/bench_train.py: 1.3-2.5x faster steps for 0.1M-5M models); else fp32.
+    fp16 would need loss scaling and is not offered."""
+    if precision == "fp32":
         return None
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        if precision == "bf16":
-            raise ValueError(f"precision bf16 asked for but {torch.cuda.get_device_name(device)} lacks bf16")
-        return None
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else _cpu_has_native_bf16()
+    if precision == "auto":
+        return torch.bfloat16 if native else None
+    if device.type == "cuda" and not native:
+        raise ValueError(f"precision bf16 asked for but {torch.cuda.get_device_name(device)} lacks bf16")
     return torch.bfloat16
+
+
+def _attention_kernel(device, autocast_dtype):
+    """SDPA (flash/memory-efficient kernels) everywhere but CPU bf16, where PyTorch's flash-attention backward
+    is slower than eager bf16 matmuls (benchmarks/bench_train.py)."""
+    return "eager" if device.type == "cpu" and autocast_dtype is not None else "sdpa"
 
 
 @functools.lru_cache(maxsize=None)
 def matmul_peak_flops(device="cpu", dtype="float32", seconds=0.3):
     """Measured dense matmul FLOP/s of one device (the MFU denominator): best of repeated square products."""
-    import torch
-
     device = torch.device(device)
     torch_dtype = getattr(torch, dtype)
     n = 8192 if device.type == "cuda" else 1024
@@ -250,12 +267,6 @@ class _Session:
     """Everything one invocation holds: device, ranks, data, model, optimizer and the run's identity."""
 
     def __init__(self, *, width, depth, seq_len, batch_size, train_tokens_path, tokenizer_dir, recipe):
-        import torch
-        import torch.distributed as dist
-        from transformers import AutoTokenizer
-
-        from t2scaling.model import build_model, model_counts
-
         self.recipe, self.seq_len, self.batch_size = recipe, seq_len, batch_size
         self.width, self.depth, self.tokenizer_dir = width, depth, tokenizer_dir
         self.rank, self.world, local_rank = _distributed()
@@ -263,7 +274,6 @@ class _Session:
             torch.set_num_threads(recipe.threads)
         self.device = _pick_device(recipe.device, local_rank, self.world)
         if self.world > 1 and not dist.is_initialized():
-            import datetime
             # Rank 0 alone runs validation and export while the others wait: allow an hour for that.
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo",
                                     timeout=datetime.timedelta(hours=1))
@@ -292,7 +302,10 @@ class _Session:
 
         shape = dict(head_dim=recipe.head_dim, ffn_multiple=recipe.ffn_multiple)
         self.counts = model_counts(width, depth, self.vocab_size, seq_len, **shape)
+        self.autocast_dtype = _autocast_dtype(recipe.precision, self.device)
+        self.precision = "bf16" if self.autocast_dtype is not None else "fp32"
         self.raw_model = build_model(width, depth, self.vocab_size, seq_len, seed=recipe.seed,
+                                     attn_implementation=_attention_kernel(self.device, self.autocast_dtype),
                                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                                      pad_token_id=tokenizer.pad_token_id, **shape).to(self.device)
         self.raw_model.train()
@@ -306,13 +319,11 @@ class _Session:
         groups = [dict(params=decay, weight_decay=recipe.weight_decay), dict(params=no_decay, weight_decay=0.0)]
         # Fused AdamW: one kernel for all tensors (CUDA and CPU); bitwise deterministic on CPU.
         self.optimizer = torch.optim.AdamW(groups, lr=recipe.lr, betas=recipe.betas, eps=1e-8, fused=True)
-        self.autocast_dtype = _autocast_dtype(recipe.precision, self.device)
 
         model = torch.compile(self.raw_model) if recipe.compile else self.raw_model
         if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-            model = DistributedDataParallel(model, device_ids=[self.device] if self.device.type == "cuda" else None,
-                                            gradient_as_bucket_view=True)
+            devices = [self.device] if self.device.type == "cuda" else None
+            model = torch.nn.parallel.DistributedDataParallel(model, device_ids=devices, gradient_as_bucket_view=True)
         self.model = model
         peak_dtype = "bfloat16" if self.autocast_dtype is not None else "float32"
         self.peak_flops = recipe.peak_flops or (matmul_peak_flops(str(self.device), peak_dtype)
@@ -323,17 +334,13 @@ class _Session:
                              weight_decay=recipe.weight_decay, warmup_steps=self.warmup_steps,
                              grad_clip=recipe.grad_clip, z_loss=recipe.z_loss, seed=recipe.seed,
                              head_dim=recipe.head_dim, ffn_multiple=recipe.ffn_multiple,
-                             precision=str(self.autocast_dtype), train_tokens=len(self.train_tokens))
+                             precision=self.precision, train_tokens=len(self.train_tokens))
 
     def barrier(self):
-        import torch.distributed as dist
-
         if self.world > 1:
             dist.barrier()
 
     def save_state(self, path, step, history, records, elapsed, identity):
-        import torch
-
         if self.rank != 0:
             return
         state = dict(model=self.raw_model.state_dict(), optimizer=self.optimizer.state_dict(), step=step,
@@ -345,8 +352,6 @@ class _Session:
         os.replace(tmp, path)
 
     def load_state(self, path, identity):
-        import torch
-
         state = torch.load(path, map_location=self.device, weights_only=True)
         mismatched = {k: (state["identity"].get(k), v) for k, v in identity.items() if state["identity"].get(k) != v}
         if mismatched:
@@ -376,13 +381,40 @@ def _state_path(directory, step):
 
 # --------------------------------------------------------------------------------------------- the loop
 
-def _loss_terms(model, inputs, targets, z_loss):
-    """(mean next-token NLL, z-loss term) in fp32; logits from the model, the loss computed here (one
-    logsumexp serves both terms) instead of HF's label-shifting loss path."""
-    logits = model(input_ids=inputs, use_cache=False).logits.float()
-    lse = logits.logsumexp(dim=-1)
-    nll = (lse - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)).mean()
-    return nll, z_loss * lse.square().mean()
+class CrossEntropyZLoss(torch.autograd.Function):
+    """(mean next-token NLL, mean logsumexp²) of logits (..., V) against integer targets, in fp32 whatever the
+    logits' dtype, with an analytic backward: d/dlogits = softmax·(g_nll + 2·g_z·lse)/n − (g_nll/n at the target).
+
+    Replaces HF's label-shifting loss path: one exp pass forward (kept for backward), no full-size autograd
+    temporaries, and the z-loss (PaLM) from the same logsumexp.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, targets):
+        top = logits.amax(-1, keepdim=True).float()
+        exp = (logits - top).exp_()  # fp32 by type promotion: bf16 logits are read once, never copied
+        total = exp.sum(-1, keepdim=True)
+        lse = (top + total.log()).squeeze(-1)
+        nll = lse - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1).float()
+        ctx.save_for_backward(exp, total, targets, lse)
+        ctx.logits_dtype = logits.dtype
+        return nll.mean(), lse.square().mean()
+
+    @staticmethod
+    def backward(ctx, grad_nll, grad_z):
+        exp, total, targets, lse = ctx.saved_tensors
+        n = lse.numel()
+        grad = exp.mul_((grad_nll + 2 * grad_z * lse.unsqueeze(-1)) / (n * total))
+        grad.scatter_add_(-1, targets.unsqueeze(-1), (-grad_nll / n).expand(targets.shape).unsqueeze(-1))
+        return grad.to(ctx.logits_dtype), None
+
+
+def _loss_terms(model, inputs, targets, z_loss, autocast):
+    """(mean NLL, z-loss term) of one micro-batch: logits under autocast, the loss in fp32 outside it."""
+    with autocast:
+        logits = model(input_ids=inputs, use_cache=False).logits
+    nll, lse_squared = CrossEntropyZLoss.apply(logits, targets)
+    return nll, z_loss * lse_squared
 
 
 def _train_steps(s, *, cell_id, start_step, stop_step, lr_fn, history, records, elapsed, identity,
@@ -393,17 +425,13 @@ def _train_steps(s, *, cell_id, start_step, stop_step, lr_fn, history, records, 
     place. Saves a state at every step in keep_steps (kept), every checkpoint_every_s / _steps (only the
     newest is kept) and at stop_step. Returns the elapsed training seconds (across invocations).
     """
-    import torch
-    import torch.distributed as dist
-    from tqdm.auto import tqdm
-
     r = s.recipe
     keep_steps = set(keep_steps)
     n_micro = s.local_batch // s.micro_batch
     cuda = s.device.type == "cuda"
     autocast = (torch.autocast(s.device.type, dtype=s.autocast_dtype) if s.autocast_dtype is not None
                 else contextlib.nullcontext())
-    params = [p for p in s.raw_model.parameters()]
+    params = list(s.raw_model.parameters())
     losses, norms = [], []
     last_save = last_flush = time.perf_counter()
     flush_step = start_step
@@ -455,8 +483,7 @@ def _train_steps(s, *, cell_id, start_step, stop_step, lr_fn, history, records, 
                 # DDP all-reduces gradients only on the last micro-batch of the step.
                 sync = s.world == 1 or i == n_micro - 1
                 with contextlib.nullcontext() if sync else s.model.no_sync():
-                    with autocast:
-                        nll, z = _loss_terms(s.model, micro[:, :-1], micro[:, 1:], r.z_loss)
+                    nll, z = _loss_terms(s.model, micro[:, :-1], micro[:, 1:], r.z_loss, autocast)
                     ((nll + z) / n_micro).backward()
                 step_loss += nll.detach() / n_micro
             norms.append(torch.nn.utils.clip_grad_norm_(params, r.grad_clip, foreach=True))
@@ -519,9 +546,6 @@ def _write_atomic(path, text):
 def _finish(s, out_dir, *, val_tokens_path, meta, history, records, scratch_dir):
     """Validation loss, then the checkpoint dir (HF files, tokenizer, t2_meta.json, train_log.jsonl) built
     beside out_dir and renamed into place. Rank 0 works, the others wait; every rank returns the meta."""
-    import torch.distributed as dist
-
-    from t2scaling import __version__
     from t2scaling.evaluate import validation_loss  # lazy: evaluation code loads only when needed
 
     r = s.recipe
@@ -570,7 +594,7 @@ def _base_meta(s, cell_id, total_steps, schedule, warmup_steps, elapsed):
                 schedule=schedule, seed=s.recipe.seed, steps=total_steps, seq_len=s.seq_len,
                 batch_size=s.batch_size, vocab_size=s.vocab_size, lr=s.recipe.lr, betas=list(s.recipe.betas),
                 weight_decay=s.recipe.weight_decay, warmup_steps=warmup_steps, grad_clip=s.recipe.grad_clip,
-                z_loss=s.recipe.z_loss, precision=str(s.autocast_dtype or "float32"), wall_seconds=elapsed)
+                z_loss=s.recipe.z_loss, precision=s.precision, wall_seconds=elapsed)
 
 
 # --------------------------------------------------------------------------------------------- entry points
@@ -802,8 +826,6 @@ def run(args):
                           log_path=args.log_path, betas=tuple(args.betas), compile=args.compile,
                           keep_scratch=args.keep_scratch, **recipe)
     finally:
-        import torch.distributed as dist
-
         if dist.is_initialized():
             dist.destroy_process_group()
     if int(os.environ.get("RANK", "0")) == 0:

@@ -11,7 +11,8 @@ roles (teachers, coaches, ...) and causes, arithmetic narratives, containment ch
   patterns. Test questions are drawn first and their combinations (who, what, start, operations; or the
   pattern's direction, step and start) are excluded from the corpus, so none appears verbatim.
 - analogy: "Teachers explain lessons to students. Coaches explain plays to" -> " players" (also the
-  workplace, tool and cause-effect relations); the role facts are in the corpus, test pairs are not.
+  workplace, tool and cause-effect relations). Roles and causes are mentioned at Zipfian frequencies too
+  (each at least once); test pairs are drawn uniformly and never appear side by side in the corpus.
 - spatial: "The key is in the box. The box is in the drawer. So the key is in the" -> " drawer", with 2-4
   links, shuffled order and distractors; test chains are excluded from the corpus.
 
@@ -115,7 +116,8 @@ CAUSES = [
     ("Smoke", "makes", "eyes", "water"), ("Onions", "make", "cooks", "cry"), ("Thunder", "makes", "dogs", "bark"),
     ("Frost", "makes", "windows", "white"), ("Yeast", "makes", "dough", "rise"), ("Storms", "make", "ships", "rock"),
     ("Practice", "makes", "players", "better"), ("Sleep", "makes", "babies", "calm"),
-    ("Light", "makes", "flowers", "open"), ("Water", "makes", "seeds", "sprout"), ("Coffee", "makes", "workers", "alert"),
+    ("Light", "makes", "flowers", "open"), ("Water", "makes", "seeds", "sprout"),
+    ("Coffee", "makes", "workers", "alert"),
 ]
 
 PEOPLE_COUNT = 48  # invented first names used in arithmetic narratives
@@ -196,7 +198,8 @@ class SyntheticWorld:
         self.seed = seed
         rng = _rng(seed, "lexicon")
         taken = {w.lower() for w in COLOURS + ANIMALS + EXPORTS + ITEMS + CONTAINERS + AGENTS + PLACES}
-        self.countries = self._invent(rng, n_entities, (1, 2), ["ria", "nia", "land", "mor", "dor", "via", "sia"], taken)
+        self.countries = self._invent(rng, n_entities, (1, 2), ["ria", "nia", "land", "mor", "dor", "via", "sia"],
+                                      taken)
         self.cities = self._invent(rng, n_entities, (1, 2), ["mar", "holm", "ford", "ton", "vale", "dun", "wick",
                                                               "bury", "grad", "heim"], taken)
         self.languages = self._invent(rng, 32, (2, 2), ["ish", "ic", "ese", "i", "an"], taken)
@@ -223,7 +226,8 @@ class SyntheticWorld:
                 half = self._analogy(kind, i, i)[0].split(". ")[0]
                 self.analogy_halves.setdefault(half, []).append((kind, i))
         self.mentions = {}  # (country index, attribute) -> statements in the train corpus
-        self.counting = False
+        self.counting = False  # on while the train corpus is generated
+        self._stated = []  # facts stated in the document being drawn (counted once it is kept)
 
     @staticmethod
     def _invent(rng, n, syllables, suffixes, taken):
@@ -243,8 +247,7 @@ class SyntheticWorld:
     # -- knowledge ------------------------------------------------------------------------------------
     def fact_statement(self, rng, country, attribute, canonical=None):
         e, v = self.countries[country], self.facts[country, attribute]
-        if self.counting:
-            self.mentions[country, attribute] = self.mentions.get((country, attribute), 0) + 1
+        self._stated.append((country, attribute))
         if canonical is None:
             canonical = rng.random() < CANONICAL_SHARE
         if canonical:
@@ -256,12 +259,22 @@ class SyntheticWorld:
         attributes = rng.sample(ATTRIBUTES, rng.randint(1, 3))
         sentences = [self.fact_statement(rng, country, a) for a in attributes]
         if rng.random() < 0.3:
-            sentences.insert(rng.randint(0, len(sentences)), rng.choice(COUNTRY_FILLER).format(e=self.countries[country]))
+            filler = rng.choice(COUNTRY_FILLER).format(e=self.countries[country])
+            sentences.insert(rng.randint(0, len(sentences)), filler)
         return " ".join(sentences)
 
     def gazetteer_entry(self, rng, country):
         """Every fact of one country in canonical form: the guarantee that each fact is in the corpus."""
-        return " ".join(self.fact_statement(rng, country, a, canonical=True) for a in ATTRIBUTES)
+        self._stated = []
+        text = " ".join(self.fact_statement(rng, country, a, canonical=True) for a in ATTRIBUTES)
+        self._keep()
+        return text
+
+    def _keep(self):
+        if self.counting:
+            for fact in self._stated:
+                self.mentions[fact] = self.mentions.get(fact, 0) + 1
+        self._stated = []
 
     def primer_entries(self):
         """Every role fact and every cause in canonical form (the same guarantee for the analogy family)."""
@@ -503,7 +516,7 @@ class SyntheticWorld:
             body = f"it was a {rng.choice(ADJECTIVES)} day in {rng.choice(self.cities)}."
         else:
             body = f"{subject} {rng.choice(INTRANSITIVE)} on the road to {rng.choice(self.cities)}."
-        return _sentence_case(time_phrase + body) if time_phrase else _sentence_case(body)
+        return _sentence_case(time_phrase + body)
 
     def filler_passage(self, rng):
         return " ".join(self.filler_sentence(rng) for _ in range(rng.randint(2, 4)))
@@ -511,10 +524,12 @@ class SyntheticWorld:
     # -- documents and questions ----------------------------------------------------------------------
     def document(self, rng):
         while True:
+            self._stated = []
             kinds = rng.choices(list(PASSAGE_WEIGHTS), weights=list(PASSAGE_WEIGHTS.values()),
                                 k=rng.randint(*PASSAGES_PER_DOCUMENT))
             text = " ".join(getattr(self, f"{kind}_passage")(rng) for kind in kinds)
             if not self._has_held_out_analogy(text):
+                self._keep()
                 return text
 
     def _has_held_out_analogy(self, text):
@@ -544,7 +559,7 @@ class SyntheticWorld:
                                  f"but the world has {len(facts)} ({len(self.countries)} countries x "
                                  f"{len(ATTRIBUTES)} attributes); raise n_entities or lower the question counts")
             rng.shuffle(facts)
-            for i, (country, attribute) in enumerate(facts[:n_test + n_train]):
+            for country, attribute in facts[:n_test + n_train]:
                 prompt = KNOWLEDGE_PROMPTS[attribute].format(e=self.countries[country])
                 rows.append({"prompt": prompt, "answer": f" {self.facts[country, attribute]}", "kind": attribute,
                              "fact": (country, attribute)})
@@ -555,8 +570,8 @@ class SyntheticWorld:
                 key, kind, prompt, answer = draw(rng)
                 attempts += 1
                 if attempts > 50 * (n_test + n_train) + 1000:
-                    raise ValueError(f"{family}: could not draw {n_test + n_train} distinct questions (got {len(rows)}); "
-                                     "lower the question counts")
+                    raise ValueError(f"{family}: could not draw {n_test + n_train} distinct questions "
+                                     f"(got {len(rows)}); lower the question counts")
                 if key in seen:
                     continue
                 seen.add(key)
@@ -667,7 +682,8 @@ def add_arguments(parser):
     parser.add_argument("--entities", type=int, dest="n_entities", help="invented countries (5 facts each)")
     parser.add_argument("--documents", type=int, dest="n_documents", help="train + val documents from the passage mix")
     parser.add_argument("--val-fraction", type=float, dest="val_fraction")
-    parser.add_argument("--zipf", type=float, dest="zipf_exponent", help="exponent s of country mention weights rank^-s")
+    parser.add_argument("--zipf", type=float, dest="zipf_exponent",
+                        help="exponent s of the countries' mention weights rank^-s")
 
 
 def run(args):

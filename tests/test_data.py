@@ -15,6 +15,14 @@ UNICODE = ["naïve café — déjà vu", "日本語のテキスト", "emoji 🙂
            ""]
 
 
+@pytest.fixture(autouse=True)
+def private_datasets_cache(monkeypatch, tmp_path_factory):
+    # datasets caches local files as Arrow; keep that out of the user's ~/.cache.
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path_factory.getbasetemp() / "hf-datasets"))
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("world"))

@@ -148,6 +148,20 @@ def test_boundary_merge_sampling_verification():
     assert count_correct(tokenizer, q, " Qa", samples, lambda pred, gold: pred == gold) == 3
 
 
+def test_contexts_beyond_the_position_limit_keep_their_latest_tokens():
+    tokenizer = char_tokenizer()
+    model = tiny_model("qwen3", len(tokenizer))  # 256 positions
+    table = pd.DataFrame({"id": ["long", "short"], "prompt": ["ab c" * 100, "abc"], "answer": [" dd", " e"]})
+    out = evaluate_questions(model, tokenizer, table, progress=False)
+    assert out["n_context_tokens"].tolist() == [256 - 3, 3]
+    full = table["prompt"][0] + table["answer"][0]
+    expected = reference_nll(model, tokenizer, full[-256:-3], full[-3:], 3)
+    assert out["nll"][0] == pytest.approx(expected, abs=1e-5)
+    table.loc[0, "answer"] = " " + "d" * 300
+    with pytest.raises(ValueError, match="question 'long': its answer has 301 tokens, beyond the model's 256"):
+        evaluate_questions(model, tokenizer, table, progress=False)
+
+
 def test_empty_prompt_without_bos_is_an_error():
     with pytest.raises(ValueError, match="question 'q7'.*nothing precedes the answer"):
         encode_questions(char_tokenizer(), [""], [" ab"], ids=["q7"])
@@ -220,7 +234,8 @@ def test_shared_cache_sampler_log_probs_are_exact(peaked_task):
                 assert 1 <= len(tokens) <= 5 and (len(tokens) == 5 or stop[tokens[-1]])
                 ids = torch.tensor([q.ids[: q.start] + tokens])
                 ref = torch.log_softmax(model(input_ids=ids).logits[0, q.start - 1: -1].double(), -1)
-                assert logp == pytest.approx(ref[torch.arange(len(tokens)), torch.tensor(tokens)].sum().item(), abs=1e-4)
+                expected = ref[torch.arange(len(tokens)), torch.tensor(tokens)].sum().item()
+                assert logp == pytest.approx(expected, abs=1e-4)
 
 
 def test_sampling_is_seeded_and_independent_of_batching(peaked_task):
@@ -316,3 +331,12 @@ def test_cli_eval_sampling(tmp_path, questions):
     pd.testing.assert_frame_equal(pd.read_parquet(out_path), out)  # deterministic
     bad = ["eval", "--checkpoint", str(tmp_path / "nowhere"), "--task", str(table_path), "--out", str(out_path)]
     assert cli.main(bad) == 2
+
+    # a registered task name with its files: the world's family jsonl
+    family = tmp_path / "world" / "tasks" / "knowledge.jsonl"
+    family.parent.mkdir(parents=True)
+    questions.to_json(family, orient="records", lines=True)
+    argv = ["eval", "--checkpoint", str(checkpoint), "--task", "knowledge", "--world-dir", str(tmp_path / "world"),
+            "--out", str(tmp_path / "k.parquet"), "--limit", "5"]
+    assert cli.main(argv) == 0
+    assert pd.read_parquet(tmp_path / "k.parquet")["question"].tolist() == list(questions["id"][:5])

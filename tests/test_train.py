@@ -1,0 +1,291 @@
+"""Pretraining: schedules, data order, the fused loss, learning, determinism, kill-and-resume, DDP, WSD, NaN."""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+
+from t2scaling import train as T
+from t2scaling.data import unigram_entropy
+from t2scaling.evaluate import validation_loss
+from t2scaling.model import model_counts
+
+VOCAB, SEQ, BATCH = 256, 32, 8
+STEP_TOKENS = SEQ * BATCH
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def markov_tokens(n, rng, successors):
+    """A sparse first-order Markov chain (4 successors per token, 5 % uniform jumps): learnable, far below
+    the unigram entropy."""
+    out = np.empty(n, dtype=np.uint16)
+    choice, jump, anywhere = rng.integers(0, 4, n), rng.random(n) < 0.05, rng.integers(0, VOCAB, n)
+    token = 0
+    for i in range(n):
+        token = anywhere[i] if jump[i] else successors[token, choice[i]]
+        out[i] = token
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    successors = rng.integers(0, VOCAB, size=(VOCAB, 4))
+    np.save(root / "train.npy", markov_tokens(60_000, rng, successors))
+    np.save(root / "val.npy", markov_tokens(8_000, rng, successors))
+    words = {f"t{i}": i for i in range(VOCAB - 1)} | {"<eos>": VOCAB - 1}
+    backend = Tokenizer(models.WordLevel(words, unk_token="<eos>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>").save_pretrained(root / "tokenizer")
+    return root
+
+
+def cell(data, steps, **overrides):
+    """train_cell keyword arguments of a tiny cell trained for `steps` optimizer steps."""
+    kwargs = dict(cell_id="w32-l2-test", width=32, depth=2, tokens=steps * STEP_TOKENS,
+                  train_tokens_path=str(data / "train.npy"), val_tokens_path=str(data / "val.npy"),
+                  tokenizer_dir=str(data / "tokenizer"), seq_len=SEQ, batch_size=BATCH, head_dim=16,
+                  ffn_multiple=16, threads=1, log_every=1, progress=False, val_max_tokens=4096, peak_flops=1e11)
+    return kwargs | overrides
+
+
+def losses(log_path):
+    with open(log_path) as f:
+        return [json.loads(line)["loss"] for line in f]
+
+
+def weights(checkpoint):
+    return load_file(os.path.join(checkpoint, "model.safetensors"))
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+
+
+# ------------------------------------------------------------------------------------------- pure parts
+
+def test_cosine_schedule_warms_up_then_reaches_zero_at_D():
+    lr = [T.lr_at(s, lr=1.0, warmup_steps=10, total_steps=110) for s in range(110)]
+    assert lr[0] == pytest.approx(0.1) and lr[9] == pytest.approx(1.0)
+    assert lr[10] == pytest.approx(1.0) and lr[60] == pytest.approx(0.5)
+    assert 0 < lr[109] < 1e-3 and all(a >= b for a, b in zip(lr[10:], lr[11:]))
+
+
+@pytest.mark.parametrize("shape", ["1-sqrt", "linear"])
+def test_wsd_schedule_holds_then_decays_over_the_last_fraction(shape):
+    kw = dict(lr=1.0, warmup_steps=10, total_steps=100, schedule="wsd", decay_fraction=0.2, decay_shape=shape)
+    lr = [T.lr_at(s, **kw) for s in range(100)]
+    assert T.decay_start_step(100, 0.2) == 80
+    assert lr[10:81] == [1.0] * 71  # the trunk's constant lr, up to and including the branch step
+    half = {"1-sqrt": 1 - 0.5 ** 0.5, "linear": 0.5}[shape]
+    assert lr[90] == pytest.approx(half) and 0 < lr[99] < lr[98]
+    trunk = [T.lr_at(s, lr=1.0, warmup_steps=10, schedule="constant") for s in range(80)]
+    assert trunk == lr[:80]  # a branch continues the trunk's schedule exactly
+
+
+def test_wsd_plan_counts_one_trunk_plus_decays():
+    plan = T.wsd_plan([1000, 2000, 3000, 4000], tokens_per_step=10, decay_fraction=0.1)
+    assert plan["cosine_tokens"] == 10_000
+    assert plan["trunk_tokens"] == 3600 and plan["decay_tokens"] == 1000
+    assert plan["ratio"] == pytest.approx(0.46)
+
+
+def test_data_order_is_a_seeded_epoch_permutation_shared_by_ranks():
+    tokens = np.arange(1 + 10 * 4)  # 10 windows of seq_len 4
+    windows = T.TokenWindows(tokens, 4, seed=3)
+    rows = windows.rows(0, 25)  # two and a half epochs
+    starts = rows[:, 0] // 4
+    assert sorted(starts[:10]) == list(range(10)) and sorted(starts[10:20]) == list(range(10))
+    assert not np.array_equal(starts[:10], starts[10:20])  # a fresh permutation per epoch
+    assert np.array_equal(rows[:, 1:], rows[:, :-1] + 1)  # contiguous windows of seq_len + 1
+    # Two ranks reading their halves of a global batch see exactly the one-process batch.
+    halves = np.concatenate([T.TokenWindows(tokens, 4, seed=3).rows(14 + r * 3, 3) for r in (0, 1)])
+    assert np.array_equal(halves, windows.rows(14, 6))
+    assert not np.array_equal(T.TokenWindows(tokens, 4, seed=4).rows(0, 10), rows[:10])
+
+
+def test_fused_loss_matches_autograd_reference():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 7, 50, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 50, (3, 7))
+    nll, z = T.CrossEntropyZLoss.apply(logits, targets)
+    (0.7 * nll + 0.3 * z).backward()
+    fused_grad, logits.grad = logits.grad, None
+    lse = logits.logsumexp(-1)
+    ref_nll = (lse - logits.gather(-1, targets[..., None]).squeeze(-1)).mean()
+    ref_z = lse.square().mean()
+    (0.7 * ref_nll + 0.3 * ref_z).backward()
+    torch.testing.assert_close(nll, ref_nll)
+    torch.testing.assert_close(z, ref_z)
+    torch.testing.assert_close(fused_grad, logits.grad)
+    bf16 = logits.detach().bfloat16().requires_grad_()
+    T.CrossEntropyZLoss.apply(bf16, targets)[0].backward()
+    assert bf16.grad.dtype == torch.bfloat16
+
+
+def test_cli_args_round_trip_through_the_parser():
+    kwargs = dict(cell_id="w32-l2-d1", width=32, depth=2, tokens=2048, train_tokens_path="a/train.npy",
+                  val_tokens_path="a/val.npy", tokenizer_dir="a/tok", seq_len=32, batch_size=8, lr=1e-3,
+                  betas=(0.9, 0.99), compile=True, threads=1, log_path="x.jsonl", scratch_dir="s")
+    parser = argparse.ArgumentParser()
+    T.add_arguments(parser)
+    args = parser.parse_args(["--out", "o", *T.cli_args(**kwargs)])
+    assert (args.cell_id, args.width, args.tokens, args.train_tokens_path, args.tokenizer_dir) == \
+        ("w32-l2-d1", 32, 2048.0, "a/train.npy", "a/tok")
+    assert args.betas == [0.9, 0.99] and args.compile and args.lr == 1e-3 and args.log_path == "x.jsonl"
+
+
+# ------------------------------------------------------------------------------------------- training
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory):
+    """One uninterrupted 30-step run: the baseline of the determinism and kill-and-resume tests."""
+    root = tmp_path_factory.mktemp("reference")
+    meta = T.train_cell(str(root / "ckpt"), **cell(data, 30, log_path=str(root / "log.jsonl")))
+    return root, meta
+
+
+def test_tiny_cell_learns_and_its_checkpoint_reloads(data, tmp_path):
+    out = tmp_path / "w32-l2-learn"
+    start = time.perf_counter()
+    meta = T.train_cell(str(out), **cell(data, 300, log_every=25))
+    assert time.perf_counter() - start < 30
+    counts = model_counts(32, 2, VOCAB, SEQ, head_dim=16, ffn_multiple=16)
+    assert (meta["N"], meta["N_non_embedding"], meta["flops_per_token"]) == \
+        (counts["N"], counts["N_non_embedding"], counts["flops_per_token"])
+    assert meta["D"] == 300 * STEP_TOKENS and meta["C_train"] == 6 * counts["N"] * meta["D"]
+    entropy = unigram_entropy(np.load(data / "val.npy"), VOCAB)
+    assert meta["val_loss"] < entropy - 2.0, (meta["val_loss"], entropy)  # learned the transitions
+    saved = json.load(open(out / "t2_meta.json"))
+    assert saved == meta and saved["schedule"] == "cosine" and saved["version"]
+    assert not os.path.exists(f"{out}.scratch")  # scratch removed after success
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert len(tokenizer) == VOCAB and model.config.eos_token_id == tokenizer.eos_token_id
+    val = validation_loss(model, np.load(data / "val.npy"), SEQ, BATCH, "cpu", max_tokens=4096)
+    assert val == pytest.approx(meta["val_loss"], rel=1e-6)
+
+
+def test_same_seed_gives_the_same_run_and_another_seed_does_not(data, reference, tmp_path):
+    root, meta = reference
+    again = T.train_cell(str(tmp_path / "again"), **cell(data, 30, log_path=str(tmp_path / "again.jsonl")))
+    assert losses(tmp_path / "again.jsonl") == losses(root / "log.jsonl")
+    assert again["val_loss"] == meta["val_loss"]
+    assert_same_weights(tmp_path / "again", root / "ckpt")
+    T.train_cell(str(tmp_path / "seed1"), **cell(data, 30, seed=1, log_path=str(tmp_path / "seed1.jsonl")))
+    assert losses(tmp_path / "seed1.jsonl") != losses(root / "log.jsonl")
+
+
+KILLED_CHILD = """
+import json, sys, time
+import t2scaling.train as T
+out, kwargs, marker = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+save, loss, seen = T._Session.save_state, T._loss_terms, {"saved": False, "calls": 0}
+def save_state(self, path, step, *args):
+    save(self, path, step, *args)
+    seen["saved"] = seen["saved"] or step >= 10
+def loss_terms(*args):
+    if seen["saved"]:  # three more steps after the step-10 state, then hang mid-step until SIGKILL
+        seen["calls"] += 1
+        if seen["calls"] > 3:
+            open(marker, "w").close()
+            time.sleep(600)
+    return loss(*args)
+T._Session.save_state, T._loss_terms = save_state, loss_terms
+T.train_cell(out, **kwargs)
+"""
+
+
+def test_sigkill_and_restart_ends_with_the_uninterrupted_weights(data, reference, tmp_path):
+    root, meta = reference
+    out, log, marker = tmp_path / "killed", tmp_path / "killed.jsonl", tmp_path / "hung"
+    kwargs = cell(data, 30, checkpoint_every_steps=5, log_path=str(log))
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(out), json.dumps(kwargs), str(marker)],
+                             cwd=REPO, env=os.environ | {"PYTHONPATH": REPO})
+    deadline = time.time() + 60
+    while not marker.exists() and child.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the child never reached the kill point"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert sorted(os.listdir(f"{out}.scratch")) == ["step-000000010.pt"]  # only the newest state is kept
+    assert not out.exists() and len(losses(log)) == 13  # steps 11-13 ran after the state and are lost
+
+    resumed = T.train_cell(str(out), **kwargs)
+    assert resumed["resumed_from_step"] == 10 and resumed["tokens_processed"] == 20 * STEP_TOKENS
+    assert_same_weights(out, root / "ckpt")
+    assert losses(log) == losses(root / "log.jsonl")  # the log holds each step once, as uninterrupted
+    assert resumed["val_loss"] == meta["val_loss"]
+
+
+def test_divergence_stops_with_the_cell_and_step(data, tmp_path):
+    with pytest.raises(RuntimeError, match=r"cell w32-l2-nan: training diverged at step \d+ .*lower the learning"):
+        T.train_cell(str(tmp_path / "nan"), **cell(data, 30, cell_id="w32-l2-nan", lr=1e6, warmup_tokens=0))
+    assert not (tmp_path / "nan").exists()
+
+
+def test_wsd_branches_share_one_trunk_that_resumes(data, tmp_path):
+    trunk = tmp_path / "trunk"
+    kw = cell(data, 0, warmup_tokens=10 * STEP_TOKENS, decay_fraction=0.25)
+    common = {k: kw[k] for k in kw if k not in ("cell_id", "tokens", "val_tokens_path")}
+    d1, d2 = 40 * STEP_TOKENS, 80 * STEP_TOKENS  # branch points: steps 30 and 60
+
+    first = T.train_trunk(str(trunk), branch_tokens=[d1], **common)
+    assert (first["start_step"], first["stop_step"]) == (0, 30)
+    meta1 = T.train_decay(str(tmp_path / "d1"), cell_id="d1", trunk_dir=str(trunk), tokens=d1,
+                          val_tokens_path=kw["val_tokens_path"], **common)
+    assert (meta1["schedule"], meta1["D"], meta1["tokens_processed"]) == ("wsd", d1, 10 * STEP_TOKENS)
+    AutoModelForCausalLM.from_pretrained(tmp_path / "d1")
+
+    second = T.train_trunk(str(trunk), branch_tokens=[d2], **common)  # continues from step 30, not 0
+    assert (second["start_step"], second["stop_step"], second["tokens_processed"]) == (30, 60, 30 * STEP_TOKENS)
+    assert sorted(os.listdir(trunk)) == [".lock", "step-000000030.pt", "step-000000060.pt", "trunk_meta.json"]
+    meta2 = T.train_cell(str(tmp_path / "d2"), **kw | dict(cell_id="d2", tokens=d2, schedule="wsd",
+                                                           trunk_dir=str(trunk)))
+    assert (meta2["D"], meta2["branch_step"], meta2["tokens_processed"]) == (d2, 60, 20 * STEP_TOKENS)
+    assert meta2["val_loss"] < meta1["val_loss"]
+
+    # The resumed trunk equals one trained straight through: same D2 weights from a fresh trunk dir.
+    T.train_cell(str(tmp_path / "d2-fresh"), **kw | dict(cell_id="d2", tokens=d2, schedule="wsd",
+                                                         trunk_dir=str(tmp_path / "fresh")))
+    assert_same_weights(tmp_path / "d2", tmp_path / "d2-fresh")
+
+
+def test_wsd_branch_inside_warmup_is_refused(data, tmp_path):
+    kw = cell(data, 20, schedule="wsd", trunk_dir=str(tmp_path / "trunk"))
+    with pytest.raises(ValueError, match="inside the .*warmup.*use schedule cosine"):
+        T.train_cell(str(tmp_path / "short"), **kw)
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one_process(data, tmp_path):
+    """torchrun, 2 CPU processes (gloo), each reading half of the global batch: same losses and weights as one
+    process within fp32 rounding. Runs through the CLI (python -m t2scaling.cli train)."""
+    kwargs = cell(data, 12, precision="fp32", log_path=str(tmp_path / "one.jsonl"))
+    T.train_cell(str(tmp_path / "one"), **kwargs)
+    flags = T.cli_args(**kwargs | dict(log_path=str(tmp_path / "two.jsonl"), progress=None))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "t2scaling.cli", "train", "--out", str(tmp_path / "two"), *flags]
+    done = subprocess.run(cmd, cwd=REPO, env=os.environ | {"PYTHONPATH": REPO}, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.load(open(tmp_path / "two" / "t2_meta.json"))
+    assert meta["world_size"] == 2 and meta["D"] == 12 * STEP_TOKENS
+    np.testing.assert_allclose(losses(tmp_path / "two.jsonl"), losses(tmp_path / "one.jsonl"), rtol=1e-5)
+    one, two = weights(tmp_path / "one"), weights(tmp_path / "two")
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5)

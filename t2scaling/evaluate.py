@@ -124,7 +124,8 @@ def _length_order(lengths):
 
 
 def _pad(rows, pad_id, side):
-    """(ids, attention_mask, position_ids, offsets) for a list of token lists, padded on `side`."""
+    """(ids, attention_mask, position_ids, offsets) for a list of token lists, padded on `side`. Padding is
+    masked out, so any id will do (tokenizers without a pad token need none)."""
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -136,12 +137,6 @@ def _pad(rows, pad_id, side):
         offsets.append(off)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     return ids, mask, positions, offsets
-
-
-def _pad_id(tokenizer):
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
-        if candidate is not None:
-            return int(candidate)
 
 
 # --------------------------------------------------------------------------------------------- likelihood
@@ -181,7 +176,7 @@ def answer_nll(model, encoded, batch_size=32, padding_side="left", progress=Fals
         targets = ids[:, lo + 1: hi + 1]
         in_answer = (columns >= torch.tensor(first)[:, None]) & (columns < torch.tensor(last)[:, None])
         logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.to(device)[..., None])[..., 0]
-        nll[batch] = -(logp.double() * in_answer.to(device)).sum(-1).cpu().numpy()
+        nll[batch] = -torch.where(in_answer.to(device), logp.double(), 0.0).sum(-1).cpu().numpy()
     return nll
 
 
@@ -227,6 +222,8 @@ def sample_answers(model, encoded, n, max_new_tokens, stop_mask, seeds, temperat
     device = next(model.parameters()).device
     stop_mask = stop_mask.to(device)
     max_new_tokens = np.broadcast_to(np.asarray(max_new_tokens, dtype=np.int64), (len(encoded),))
+    if np.any(max_new_tokens < 1):
+        raise ValueError(f"max_new_tokens must be >= 1 for every question (got {int(max_new_tokens.min())})")
     keep_last = {"logits_to_keep": 1} if _accepts_logits_to_keep(model) else {}
     results = [None] * len(encoded)
     order = _length_order([q.start for q in encoded])
@@ -462,6 +459,8 @@ def add_arguments(parser):
     parser.add_argument("--task", required=True, help="a registered task name, or a task table file (.parquet)")
     parser.add_argument("--task-path", help="local files for a real task (hub schema), or a synthetic family jsonl")
     parser.add_argument("--world-dir", help="world directory holding tasks/{family}.jsonl (synthetic tasks)")
+    parser.add_argument("--kind", help="registered task kind whose verifier sampling uses (default: the task name, "
+                        "or the table file's stem)")
     parser.add_argument("--out", required=True, help="per-question output table (.parquet)")
     parser.add_argument("--mode", choices=["likelihood", "sampling"], default="likelihood")
     parser.add_argument("--n", type=int, default=64, help="samples per question (sampling mode)")
@@ -483,5 +482,6 @@ def run(args):
     else:
         table, task = args.task, None
     evaluate_task(args.checkpoint, table, args.out, mode=args.mode, n_samples=args.n, temperature=args.temperature,
-                  batch_size=args.batch_size, device=args.device, seed=args.seed, limit=args.limit, task=task,
+                  batch_size=args.batch_size, device=args.device, seed=args.seed, limit=args.limit,
+                  task=args.kind or task,
                   max_new_tokens=args.max_new_tokens)

@@ -279,6 +279,11 @@ def _require_spread(label, N, D):
                              f"{name} term from E; add checkpoints with other {name}")
 
 
+def _require_restarts(label, restarts):
+    if not (isinstance(restarts, (int, np.integer)) and restarts >= 1):
+        raise ValueError(f"{label}: restarts = {restarts!r} must be an integer >= 1 (the paper uses 500)")
+
+
 def _array_hash(*arrays):
     digest = hashlib.sha256()
     for a in arrays:
@@ -360,9 +365,7 @@ def _intervals(samples, level=0.95):
         return {}
     rows = [{**p, **_derived(p)} for p in samples]
     q = 100 * (1 - level) / 2
-    return {name: [float(np.percentile([r[name] for r in rows], q)), float(np.percentile([r[name] for r in rows],
-                                                                                           100 - q))]
-            for name in rows[0]}
+    return {name: np.percentile([r[name] for r in rows], [q, 100 - q]).tolist() for name in rows[0]}
 
 
 def _refit_best(fun, starts, bounds, scale):
@@ -426,8 +429,8 @@ def _chinchilla(N, D, L, variant, variance, task, label, allow_unconverged):
     r2 = _r2(L, law.predict(law.unpack(x), N, D)) if best is not None else float("nan")
     problems = _problems(law.param_names, law.unpack(x), best, x, bounds.reshape(-1, 5, 2)[0], r2)
     problems += _negligible_terms(law.unpack(x), N, D) if best is not None else []
-    if variant == "profile_e" and best is not None and (np.isclose(x[2], e_grid[0]) or np.isclose(x[2], e_grid[-1])):
-        problems.append(f"E = {np.exp(x[2]):.4g} sits at an end of its profile grid [0.01, 0.95] min(loss)")
+    if variant == "profile_e" and best is not None and np.isclose(x[2], e_grid[-1]):  # the low end means E ~ 0
+        problems.append(f"E = {np.exp(x[2]):.4g} sits at the top of its profile grid, 0.95 min(loss)")
     converged = _verdict(label, "chinchilla", problems, "Add points over a wider range of N and D, or check the "
                          "losses are in nats.", allow_unconverged)
     # Bootstrap refits start from the full-data local optima (profile E: the best fit moved to every grid E).
@@ -488,6 +491,7 @@ def fit_approach1(N, D, k, Q, *, restarts=500, bootstrap=0, seed=0, task="", lab
     wins. Bootstrap resamples checkpoints (points sharing N and D) with their whole k curve.
     """
     t0 = time.perf_counter()
+    _require_restarts(label, restarts)
     N, D, k, Q = _points(label, N=N, D=D, k=k, Q=Q)
     if np.any(k < 1):
         raise ValueError(f"{label}: k must be >= 1 (samples per question)")
@@ -582,6 +586,7 @@ def fit_approach2(N, D, nll, k, pass_at_k, *, variant="sse", likelihood=None, st
     t0 = time.perf_counter()
     if variant not in VARIANTS["approach2"]:
         raise ValueError(f"{label}: unknown approach2 variant {variant!r}; choose from {VARIANTS['approach2']}")
+    _require_restarts(label, restarts)
     if variant == "likelihood" and likelihood is None:
         raise ValueError(f"{label}: the likelihood variant needs per-question data (p/nll or n_samples/n_correct)")
     N, D, nll = _points(label, N=N, D=D, nll=nll)

@@ -13,7 +13,7 @@ here and the shapes below are read from it, so the grid's N and the trained mode
 
 import logging
 
-from t2scaling.flops import ffn_width, model_counts, n_heads  # noqa: F401  (re-exported: one counter)
+from t2scaling.flops import model_counts  # the one counter, re-exported here
 
 logger = logging.getLogger(__name__)
 

@@ -155,6 +155,7 @@ def _numeric(obs, column, integer=False):
     _fail(obs, column, ~np.isfinite(values), "is not a finite number", "fix or drop the row")
     if integer:
         _fail(obs, column, values != np.round(values), "is not a whole number", "counts must be integers")
+        values = values.astype(np.int64)
     obs.frame[column] = values
     return values
 

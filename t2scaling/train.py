@@ -11,8 +11,9 @@ One training loop (`_train_steps`) serves three entry points; the schedule is a 
 Recipe (the paper's): AdamW lr 3e-3, β = (0.9, 0.95), weight decay 1e-4 on matrices only (RMSNorm gains and
 the tied embedding are exempt: an embedding row of a rare token receives few gradient updates, so decay would
 shrink it toward zero between them), grad clip 1.0, z-loss 1e-4·mean(logsumexp(logits)²) with a fused analytic
-loss (`CrossEntropyZLoss`), bf16 autocast where the device has native bf16 (`precision`), SDPA attention (eager
-on CPU bf16), optional `torch.compile`, `torchrun` DDP when WORLD_SIZE is set (gloo on CPU, nccl on CUDA).
+loss (`CrossEntropyZLoss`), bf16 autocast where the device has native bf16 (`precision`; CUDA, and CPUs with
+AVX512-BF16/AMX), SDPA attention (flash kernels on CUDA; run in fp32 on CPU, where that is faster), optional
+`torch.compile`, `torchrun` DDP when WORLD_SIZE is set (gloo on CPU, nccl on CUDA).
 
 Data order: the train token file is cut into non-overlapping windows of seq_len + 1 tokens; each epoch visits
 all of them in a permutation seeded by (seed, epoch). Global sample g = step·batch_size + row, so the batch of
@@ -21,11 +22,13 @@ global batch, and a WSD branch sees exactly the data a cosine run with the same 
 
 Resumable state (model, optimizer, step, torch RNG, loss history, log records) goes to `step-XXXXXXXXX.pt` files
 in the scratch dir every `checkpoint_every_s` seconds (and every `checkpoint_every_steps` steps), written
-atomically; a run killed at any point and restarted ends with bitwise the same weights. The checkpoint dir is
-built beside `out_dir` and renamed into place at the end.
+atomically; a run killed at any point and restarted ends with bitwise the same weights (tested on CPU; on CUDA
+with `deterministic=True`, as far as PyTorch has deterministic kernels). The checkpoint dir is built beside
+`out_dir` and renamed into place.
 """
 
 import contextlib
+import ctypes
 import dataclasses
 import datetime
 import fcntl
@@ -37,6 +40,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 
@@ -44,7 +48,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer
+from transformers import AttentionInterface, AutoTokenizer
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from t2scaling import __version__
 from t2scaling.model import build_model, model_counts
@@ -76,6 +82,7 @@ class Recipe:
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     precision: str = "auto"  # auto (bf16 autocast where the device has native bf16, else fp32), bf16, fp32
     compile: bool = False
+    deterministic: bool = False  # CUDA: deterministic kernels (bitwise resume/reruns, slower); CPU always is
     threads: int | None = None  # CPU threads; default OMP_NUM_THREADS or torch's choice
     checkpoint_every_s: float = 120.0
     checkpoint_every_steps: int | None = None
@@ -215,6 +222,22 @@ def _pick_device(name, local_rank, world):
     return torch.device(name)
 
 
+@functools.lru_cache(maxsize=None)
+def _keep_freed_memory():
+    """glibc hands large freed blocks back to the OS, so each CPU training step page-faults its big temporaries
+    (logits, attention) in afresh: ~2,000 faults a step for a 0.1M model, ~10 % of its time. Keep them in the
+    heap instead (mmap threshold at glibc's 32 MiB maximum, trim threshold 1 GiB). Process-wide, glibc only."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    libc.mallopt(m_mmap_threshold, 32 << 20)
+    libc.mallopt(m_trim_threshold, 1 << 30)
+
+
 def _cpu_has_native_bf16():
     """AVX512-BF16 or AMX: bf16 matmuls run 2-4x faster than fp32 (not merely emulated)."""
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
@@ -223,7 +246,8 @@ def _cpu_has_native_bf16():
 
 def _autocast_dtype(precision, device):
     """bf16 autocast (None = fp32) for `precision` auto/bf16/fp32. auto: bf16 on CUDA with bf16 support, and on
-    CPUs with native bf16 (benchmarks/bench_train.py: 1.3-2.5x faster steps for 0.1M-5M models); else fp32.
+    CPUs with native bf16 (benchmarks/bench_train.py: 1.5-2.3x faster steps than fp32 for 0.1M-5M models);
+    else fp32.
     fp16 would need loss scaling and is not offered."""
     if precision == "fp32":
         return None
@@ -235,10 +259,24 @@ def _autocast_dtype(precision, device):
     return torch.bfloat16
 
 
+def _sdpa_fp32_attention(module, query, key, value, attention_mask, **kwargs):
+    """HF's SDPA attention run in fp32 inside CPU bf16 autocast: PyTorch's CPU flash-attention kernels are
+    2-4x faster in fp32 than in bf16 (forward + backward of a (32, 3, 128, 16) attention: 9 ms vs 36 ms on
+    AVX512-BF16), and faster than eager bf16 matmuls. Registered as attn_implementation "sdpa_fp32"; a
+    runtime choice only, never saved in config.json."""
+    with torch.autocast("cpu", enabled=False):
+        out, weights = sdpa_attention_forward(module, query.float(), key.float(), value.float(), attention_mask,
+                                              **kwargs)
+    return out.to(value.dtype), weights
+
+
+AttentionInterface.register("sdpa_fp32", _sdpa_fp32_attention)
+AttentionMaskInterface.register("sdpa_fp32", sdpa_mask)
+
+
 def _attention_kernel(device, autocast_dtype):
-    """SDPA (flash/memory-efficient kernels) everywhere but CPU bf16, where PyTorch's flash-attention backward
-    is slower than eager bf16 matmuls (benchmarks/bench_train.py)."""
-    return "eager" if device.type == "cpu" and autocast_dtype is not None else "sdpa"
+    """SDPA everywhere (flash kernels on CUDA); on CPU under bf16 autocast, SDPA in fp32 (see above)."""
+    return "sdpa_fp32" if device.type == "cpu" and autocast_dtype is not None else "sdpa"
 
 
 @functools.lru_cache(maxsize=None)
@@ -272,7 +310,12 @@ class _Session:
         self.rank, self.world, local_rank = _distributed()
         if recipe.threads:
             torch.set_num_threads(recipe.threads)
+        if recipe.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+            torch.use_deterministic_algorithms(True, warn_only=True)
         self.device = _pick_device(recipe.device, local_rank, self.world)
+        if self.device.type == "cpu":
+            _keep_freed_memory()
         if self.world > 1 and not dist.is_initialized():
             # Rank 0 alone runs validation and export while the others wait: allow an hour for that.
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo",
@@ -385,14 +428,16 @@ class CrossEntropyZLoss(torch.autograd.Function):
     """(mean next-token NLL, mean logsumexp²) of logits (..., V) against integer targets, in fp32 whatever the
     logits' dtype, with an analytic backward: d/dlogits = softmax·(g_nll + 2·g_z·lse)/n − (g_nll/n at the target).
 
-    Replaces HF's label-shifting loss path: one exp pass forward (kept for backward), no full-size autograd
-    temporaries, and the z-loss (PaLM) from the same logsumexp.
+    Replaces HF's label-shifting loss path: one fp32 copy of the logits, exponentiated in place forward and
+    turned into the gradient in place backward (no other full-size temporaries), and the z-loss (PaLM) from
+    the same logsumexp.
     """
 
     @staticmethod
     def forward(ctx, logits, targets):
-        top = logits.amax(-1, keepdim=True).float()
-        exp = (logits - top).exp_()  # fp32 by type promotion: bf16 logits are read once, never copied
+        exp = logits.to(torch.promote_types(logits.dtype, torch.float32), copy=True)  # never the input itself
+        top = exp.amax(-1, keepdim=True)
+        exp.sub_(top).mul_(1 / math.log(2)).exp2_()  # in place; exp2 is ~3x faster than exp on CPU
         total = exp.sum(-1, keepdim=True)
         lse = (top + total.log()).squeeze(-1)
         nll = lse - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1).float()
@@ -600,14 +645,15 @@ def _base_meta(s, cell_id, total_steps, schedule, warmup_steps, elapsed):
 # --------------------------------------------------------------------------------------------- entry points
 
 def train_cell(out_dir, *, cell_id, width, depth, tokens, train_tokens_path, val_tokens_path, tokenizer_dir,
-               seq_len, batch_size, schedule="cosine", trunk_dir=None, scratch_dir=None, log_path=None,
-               **recipe):
+               seq_len, batch_size, schedule="cosine", trunk_dir=None, branch_tokens=(), scratch_dir=None,
+               log_path=None, **recipe):
     """Train one grid cell to D = `tokens` (rounded to whole steps of batch_size·seq_len tokens) and write
     its checkpoint dir to out_dir; returns the t2_meta.json dict. Keyword options: the fields of `Recipe`.
 
     schedule="wsd" extends (or starts) the size's trunk in trunk_dir (default: a `trunk-w{W}-l{L}` dir beside
-    out_dir) to this D's branch point, then runs the decay. A killed run resumes from scratch_dir (default
-    `{out_dir}.scratch`), removed after success unless keep_scratch.
+    out_dir) to this D's branch point, then runs the decay. Pass the other D values of this size in the grid as
+    branch_tokens: the trunk then saves all their branch points in one pass, whichever cell runs first. A
+    killed run resumes from scratch_dir (default `{out_dir}.scratch`), removed after success unless keep_scratch.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
@@ -615,7 +661,7 @@ def train_cell(out_dir, *, cell_id, width, depth, tokens, train_tokens_path, val
                   seq_len=seq_len, batch_size=batch_size)
     if schedule == "wsd":
         trunk_dir = trunk_dir or os.path.join(os.path.dirname(os.path.abspath(out_dir)), f"trunk-w{width}-l{depth}")
-        train_trunk(trunk_dir, branch_tokens=[tokens], log_path=log_path, **common, **recipe)
+        train_trunk(trunk_dir, branch_tokens=[tokens, *branch_tokens], log_path=log_path, **common, **recipe)
         return train_decay(out_dir, cell_id=cell_id, trunk_dir=trunk_dir, tokens=tokens,
                            val_tokens_path=val_tokens_path, scratch_dir=scratch_dir, log_path=log_path,
                            **common, **recipe)
@@ -680,11 +726,11 @@ def train_trunk(trunk_dir, *, width, depth, branch_tokens, train_tokens_path, to
     for tokens in branch_tokens:
         total = steps_for(tokens, s.tokens_per_step)
         branch = decay_start_step(total, r.decay_fraction)
-        if branch < s.warmup_steps:
+        if branch < max(1, s.warmup_steps):
             raise ValueError(
                 f"wsd: D = {tokens} tokens ({total} steps) branches off the trunk at step {branch}, inside the "
-                f"{s.warmup_steps}-step warmup (warmup_tokens = {s.warmup_steps * s.tokens_per_step}); use "
-                "schedule cosine for this cell, a larger D, or fewer warmup tokens")
+                f"{s.warmup_steps}-step warmup (warmup_tokens = {s.warmup_steps * s.tokens_per_step}) or before "
+                "any trunk step; use schedule cosine for this cell, a larger D, or fewer warmup tokens")
         branches[branch] = tokens
     identity = _trunk_identity(s)
     lr_fn = functools.partial(lr_at, lr=r.lr, warmup_steps=s.warmup_steps, schedule="constant")
@@ -720,7 +766,8 @@ def train_trunk(trunk_dir, *, width, depth, branch_tokens, train_tokens_path, to
 def train_decay(out_dir, *, cell_id, trunk_dir, tokens, width, depth, train_tokens_path, val_tokens_path,
                 tokenizer_dir, seq_len, batch_size, scratch_dir=None, log_path=None, **recipe):
     """Finish a WSD cell: load the trunk state at this D's branch point and decay the lr to zero at D;
-    writes the same checkpoint dir as train_cell (D counts the trunk's tokens too). Returns the meta."""
+    writes the same checkpoint dir as train_cell and returns its meta. D and C_train count the trunk's tokens
+    too (the model saw them); tokens_processed and wall_seconds count this decay's own work only."""
     r = Recipe(**recipe)
     s = _Session(width=width, depth=depth, seq_len=seq_len, batch_size=batch_size,
                  train_tokens_path=train_tokens_path, tokenizer_dir=tokenizer_dir, recipe=r)
@@ -779,10 +826,13 @@ def add_arguments(parser):
     parser.add_argument("--batch-size", type=int, default=32, help="sequences per optimizer step (global)")
     parser.add_argument("--schedule", choices=SCHEDULES, default="cosine")
     parser.add_argument("--trunk-dir", help="wsd: the model size's trunk dir")
+    parser.add_argument("--branch-tokens", type=float, nargs="+", default=(),
+                        help="wsd: the other D values of this size, whose branch points the trunk saves too")
     parser.add_argument("--scratch-dir", help="resumable state (default OUT.scratch)")
-    parser.add_argument("--log", dest="log_path", help="JSONL training log")
+    parser.add_argument("--log-path", help="JSONL training log")
     parser.add_argument("--betas", type=float, nargs=2, default=Recipe.betas)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--deterministic", action="store_true", help="CUDA: deterministic kernels (slower)")
     parser.add_argument("--keep-scratch", action="store_true")
     for name, kind in _CLI_OPTIONS.items():
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(Recipe, name))
@@ -791,10 +841,10 @@ def add_arguments(parser):
 def cli_args(**kwargs):
     """The `t2scaling train` flags equivalent to train_cell keyword arguments (for torchrun launches)."""
     paths = dict(cell_id="--cell", train_tokens_path="--train-tokens", val_tokens_path="--val-tokens",
-                 tokenizer_dir="--tokenizer", log_path="--log")
+                 tokenizer_dir="--tokenizer")
     out = []
     for key, value in kwargs.items():
-        if value is None or value is False:
+        if value is None or value is False or (isinstance(value, (list, tuple)) and not value):
             continue
         flag = paths.get(key, "--" + key.replace("_", "-"))
         if value is True:
@@ -823,7 +873,9 @@ def run(args):
                           train_tokens_path=args.train_tokens_path, val_tokens_path=args.val_tokens_path,
                           tokenizer_dir=args.tokenizer_dir, seq_len=args.seq_len, batch_size=args.batch_size,
                           schedule=args.schedule, trunk_dir=args.trunk_dir, scratch_dir=args.scratch_dir,
+                          branch_tokens=[int(d) if float(d).is_integer() else d for d in args.branch_tokens],
                           log_path=args.log_path, betas=tuple(args.betas), compile=args.compile,
+                          deterministic=args.deterministic,
                           keep_scratch=args.keep_scratch, **recipe)
     finally:
         if dist.is_initialized():

@@ -337,6 +337,6 @@ def test_cli_eval_sampling(tmp_path, questions):
     family.parent.mkdir(parents=True)
     questions.to_json(family, orient="records", lines=True)
     argv = ["eval", "--checkpoint", str(checkpoint), "--task", "knowledge", "--world-dir", str(tmp_path / "world"),
-            "--out", str(tmp_path / "k.parquet"), "--limit", "5"]
+            "--out", str(tmp_path / "k.parquet"), "--limit", "5", "--kind", "arithmetic"]
     assert cli.main(argv) == 0
     assert pd.read_parquet(tmp_path / "k.parquet")["question"].tolist() == list(questions["id"][:5])

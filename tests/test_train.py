@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from t2scaling import train as T
 from t2scaling.data import unigram_entropy
 from t2scaling.evaluate import validation_loss
-from t2scaling.model import model_counts
+from t2scaling.model import build_model, model_counts
 
 VOCAB, SEQ, BATCH = 256, 32, 8
 STEP_TOKENS = SEQ * BATCH
@@ -56,7 +56,8 @@ def cell(data, steps, **overrides):
     kwargs = dict(cell_id="w32-l2-test", width=32, depth=2, tokens=steps * STEP_TOKENS,
                   train_tokens_path=str(data / "train.npy"), val_tokens_path=str(data / "val.npy"),
                   tokenizer_dir=str(data / "tokenizer"), seq_len=SEQ, batch_size=BATCH, head_dim=16,
-                  ffn_multiple=16, threads=1, log_every=1, progress=False, val_max_tokens=4096, peak_flops=1e11)
+                  ffn_multiple=16, threads=1, device="cpu", log_every=1, progress=False, val_max_tokens=4096,
+                  peak_flops=1e11)
     return kwargs | overrides
 
 
@@ -118,12 +119,15 @@ def test_data_order_is_a_seeded_epoch_permutation_shared_by_ranks():
     assert not np.array_equal(T.TokenWindows(tokens, 4, seed=4).rows(0, 10), rows[:10])
 
 
-def test_fused_loss_matches_autograd_reference():
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_loss_matches_autograd_reference(dtype):
     torch.manual_seed(0)
-    logits = torch.randn(3, 7, 50, dtype=torch.float64, requires_grad=True)
+    logits = (3 * torch.randn(3, 7, 50, dtype=dtype)).requires_grad_()
     targets = torch.randint(0, 50, (3, 7))
+    before = logits.detach().clone()
     nll, z = T.CrossEntropyZLoss.apply(logits, targets)
     (0.7 * nll + 0.3 * z).backward()
+    assert torch.equal(logits.detach(), before)  # the input is never modified in place
     fused_grad, logits.grad = logits.grad, None
     lse = logits.logsumexp(-1)
     ref_nll = (lse - logits.gather(-1, targets[..., None]).squeeze(-1)).mean()
@@ -132,21 +136,31 @@ def test_fused_loss_matches_autograd_reference():
     torch.testing.assert_close(nll, ref_nll)
     torch.testing.assert_close(z, ref_z)
     torch.testing.assert_close(fused_grad, logits.grad)
-    bf16 = logits.detach().bfloat16().requires_grad_()
-    T.CrossEntropyZLoss.apply(bf16, targets)[0].backward()
-    assert bf16.grad.dtype == torch.bfloat16
+
+
+def test_fused_loss_on_bf16_logits_computes_in_fp32():
+    logits = torch.randn(4, 9, 30).bfloat16().requires_grad_()
+    targets = torch.randint(0, 30, (4, 9))
+    nll, z = T.CrossEntropyZLoss.apply(logits, targets)
+    exact = torch.nn.functional.cross_entropy(logits.detach().float().flatten(0, 1), targets.flatten())
+    assert nll.dtype == torch.float32 and nll.item() == pytest.approx(exact.item(), rel=1e-6)
+    nll.backward()
+    assert logits.grad.dtype == torch.bfloat16
 
 
 def test_cli_args_round_trip_through_the_parser():
     kwargs = dict(cell_id="w32-l2-d1", width=32, depth=2, tokens=2048, train_tokens_path="a/train.npy",
                   val_tokens_path="a/val.npy", tokenizer_dir="a/tok", seq_len=32, batch_size=8, lr=1e-3,
-                  betas=(0.9, 0.99), compile=True, threads=1, log_path="x.jsonl", scratch_dir="s")
+                  betas=(0.9, 0.99), compile=True, threads=1, log_path="x.jsonl", scratch_dir="s",
+                  branch_tokens=[4096, 8192], vocab_size=None)
     parser = argparse.ArgumentParser()
     T.add_arguments(parser)
     args = parser.parse_args(["--out", "o", *T.cli_args(**kwargs)])
     assert (args.cell_id, args.width, args.tokens, args.train_tokens_path, args.tokenizer_dir) == \
         ("w32-l2-d1", 32, 2048.0, "a/train.npy", "a/tok")
     assert args.betas == [0.9, 0.99] and args.compile and args.lr == 1e-3 and args.log_path == "x.jsonl"
+    assert args.branch_tokens == [4096.0, 8192.0] and args.vocab_size is None and not args.deterministic
+    assert T.cli_args(branch_tokens=[], compile=False) == []
 
 
 # ------------------------------------------------------------------------------------------- training
@@ -259,10 +273,12 @@ def test_wsd_branches_share_one_trunk_that_resumes(data, tmp_path):
     assert (meta2["D"], meta2["branch_step"], meta2["tokens_processed"]) == (d2, 60, 20 * STEP_TOKENS)
     assert meta2["val_loss"] < meta1["val_loss"]
 
-    # The resumed trunk equals one trained straight through: same D2 weights from a fresh trunk dir.
+    # The resumed trunk equals one trained straight through: same D2 weights from a fresh trunk dir, which
+    # also saves the branch point of D1 on its way (branch_tokens: the other D values of the size).
     T.train_cell(str(tmp_path / "d2-fresh"), **kw | dict(cell_id="d2", tokens=d2, schedule="wsd",
-                                                         trunk_dir=str(tmp_path / "fresh")))
+                                                         trunk_dir=str(tmp_path / "fresh"), branch_tokens=[d1]))
     assert_same_weights(tmp_path / "d2", tmp_path / "d2-fresh")
+    assert {"step-000000030.pt", "step-000000060.pt"} <= set(os.listdir(tmp_path / "fresh"))
 
 
 def test_wsd_branch_inside_warmup_is_refused(data, tmp_path):
@@ -289,3 +305,16 @@ def test_ddp_two_processes_match_one_process(data, tmp_path):
     one, two = weights(tmp_path / "one"), weights(tmp_path / "two")
     for key in one:
         torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5)
+
+
+def test_cpu_fp32_attention_is_plain_sdpa_with_and_without_padding():
+    """The "sdpa_fp32" attention that CPU bf16 training uses computes what HF's SDPA computes."""
+    fp32 = build_model(64, 2, 384, 32, head_dim=16, ffn_multiple=32, seed=0, attn_implementation="sdpa_fp32")
+    plain = build_model(64, 2, 384, 32, head_dim=16, ffn_multiple=32, seed=0, attn_implementation="sdpa")
+    ids = torch.randint(0, 384, (2, 32))
+    padded = torch.ones(2, 32, dtype=torch.long)
+    padded[1, :5] = 0
+    with torch.no_grad():
+        for mask in (None, padded):
+            torch.testing.assert_close(fp32(input_ids=ids, attention_mask=mask).logits,
+                                       plain(input_ids=ids, attention_mask=mask).logits, rtol=0, atol=0)

@@ -8,7 +8,7 @@ REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO))
 
 from t2scaling.config import config_problems, SYNTHETIC_KINDS  # noqa: E402
-from t2scaling.grid import grid_cells, log_spaced  # noqa: E402
+from t2scaling.grid import counts_for, grid_cells, log_spaced  # noqa: E402
 
 _problems = config_problems(config)
 if _problems:
@@ -121,7 +121,11 @@ def cell_params(wildcards):
 
 def checkpoint_sizes():
     """Static N and D of every checkpoint (grid cells from the config, imported ones as declared)."""
-    out = {name: {"N": c.N, "D": c.tokens} for name, c in CELLS.items()}
+    key = "N" if config["fits"]["param_count"] == "total" else "N_non_embedding"
+    out = {
+        name: {"N": counts_for(config, c.width, c.depth)[key], "D": c.tokens}
+        for name, c in CELLS.items()
+    }
     out.update({name: {"N": c["N"], "D": c["D"]} for name, c in IMPORTED.items()})
     return out
 
@@ -129,9 +133,15 @@ def checkpoint_sizes():
 # Which fit settings (config key -> fit_table argument) each law reads: changing one re-runs only the
 # fits that use it.
 FIT_OPTIONS = {
-    "chinchilla": {"bootstrap": "bootstrap"},
-    "approach1": {"k_grid": "k_grid", "restarts": "restarts", "bootstrap": "bootstrap"},
+    "chinchilla": {"bootstrap": "bootstrap", "allow_unconverged": "allow_unconverged"},
+    "approach1": {
+        "k_grid": "k_grid",
+        "restarts": "restarts",
+        "bootstrap": "bootstrap",
+        "allow_unconverged": "allow_unconverged",
+    },
     "approach2": {
+        "allow_unconverged": "allow_unconverged",
         "k_grid": "k_grid",
         "restarts": "restarts",
         "bootstrap": "bootstrap",

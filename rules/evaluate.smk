@@ -21,5 +21,6 @@ rule evaluate:
         checkpoint=checkpoint_ref,
         evaluation=config["evaluation"],
         device=config["training"]["device"],
+        kind=lambda wildcards: TASKS[wildcards.task]["kind"],
     script:
         "../workflow_scripts/evaluate.py"

@@ -22,5 +22,7 @@ rule train:
         model=config["model"],
         training=config["training"],
         val_tokens=config["evaluation"]["val_tokens"],
+        vocab_size=config["corpus"]["vocab_size"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/train.py"

@@ -112,7 +112,9 @@ class Approach2(Law):
     def beta_params(params, nll):
         """Beta (a, b) of per-question accuracy at predicted task NLL `nll` (nats)."""
         mu = params["theta2"] * expit(-params["theta1"] * (np.asarray(nll, dtype=float) - params["theta0"]))
-        nu = np.exp(params["theta3"] + params["theta4"] * np.asarray(nll, dtype=float))
+        # Clipped so extrapolation far outside the fitted range (the planner searches N down to 1e3) stays a
+        # proper Beta instead of underflowing to a = 0 or overflowing to inf.
+        nu = np.exp(np.clip(params["theta3"] + params["theta4"] * np.asarray(nll, dtype=float), -300.0, 300.0))
         mu = np.clip(mu, 1e-12, 1 - 1e-12)
         return mu * nu, (1.0 - mu) * nu
 

@@ -38,36 +38,56 @@ def save(fig, path):
     plt.close(fig)
 
 
-def plot_fit_quality(observations, fit, k_grid, out_path):
-    """Observed metric vs k per checkpoint (points) and the fitted law at the same (N, D) (lines)."""
-    from t2scaling.observations import empirical_metric, read_observations
+def observed_metric(observations, fit, k_grid):
+    """What `fit` was fitted to, per checkpoint: (checkpoints frame with N, D; k (K,); values (C, K)).
 
-    table = read_observations(observations) if isinstance(observations, (str, os.PathLike)) else observations
-    k_grid = np.asarray(k_grid, dtype=float)
-    if not fit.model.uses_k:
-        k_grid = k_grid[:1]
-    observed = empirical_metric(table, fit.law, k_grid)  # columns: checkpoint, N, D, k, value
-    checkpoints = observed.drop_duplicates("checkpoint").sort_values(["N", "D"])
-    cmap = plt.get_cmap("viridis", max(len(checkpoints), 2))
+    Chinchilla: mean task NLL (nats, one column); Approach 1: task loss -log pass@k; Approach 2: mean pass@k.
+    """
+    from t2scaling import observations as obs_mod
+
+    obs = obs_mod.read_table(observations) if isinstance(observations, (str, os.PathLike)) else observations
+    source = fit.options.get("source", "auto")
+    if fit.law == "chinchilla":
+        N, D, loss, _ = obs_mod.loss_points(obs)
+        return pd.DataFrame({"N": N, "D": D}), np.ones(1), np.asarray(loss)[:, None]
+    if fit.metric == "accuracy":
+        return obs_mod.pass_at_k_matrix(obs, k_grid, source)
+    return obs_mod.task_loss_matrix(obs, k_grid, source)
+
+
+def plot_fit_quality(observations, fit, k_grid, out_path):
+    """Observed metric vs k per checkpoint (points) and the fitted law at the same (N, D) (lines), with residuals.
+    For Chinchilla (no k): task NLL against D, one colour per model size."""
+    ckpts, k, values = observed_metric(observations, fit, k_grid)
+    N, D = ckpts["N"].to_numpy(float), ckpts["D"].to_numpy(float)
     fig, (ax, res) = plt.subplots(1, 2, figsize=(6.8, 2.8), gridspec_kw={"width_ratios": [3, 2]})
-    k_dense = np.geomspace(k_grid.min(), k_grid.max(), 100) if len(k_grid) > 1 else k_grid
-    for i, row in enumerate(checkpoints.itertuples()):
-        points = observed[observed["checkpoint"] == row.checkpoint]
-        colour = cmap(i)
-        ax.scatter(points["k"], points["value"], s=10, color=colour, zorder=3)
-        ax.plot(k_dense, fit.predict(row.N, row.D, k_dense), color=colour, lw=0.9,
-                label=f"N={row.N:.2g}, D={row.D:.2g}")
-        res.scatter(points["k"], points["value"] - fit.predict(row.N, row.D, points["k"].to_numpy()),
-                    s=8, color=colour)
-    ax.set_xscale("log" if len(k_grid) > 1 else "linear")
-    res.set_xscale("log" if len(k_grid) > 1 else "linear")
-    ylabel = "mean pass@k" if fit.metric == "accuracy" else "task loss (nats)"
-    ax.set(xlabel="samples k", ylabel=ylabel,
-           title=f"{fit.task}: {APPROACH_STYLE.get(fit.law, {'label': fit.law})['label']} (R² = {fit.r2:.3f})")
+    if fit.law == "chinchilla":
+        sizes = np.unique(N)
+        cmap = plt.get_cmap("viridis", max(len(sizes), 2))
+        for i, n in enumerate(sizes):
+            pick = N == n
+            d_dense = np.geomspace(D[pick].min() / 1.5, D[pick].max() * 1.5, 50)
+            ax.scatter(D[pick], values[pick, 0], s=10, color=cmap(i), zorder=3)
+            ax.plot(d_dense, fit.predict(n, d_dense), color=cmap(i), lw=0.9, label=f"N = {n:.2g}")
+            res.scatter(D[pick], values[pick, 0] - fit.predict(n, D[pick]), s=8, color=cmap(i))
+        ax.set(xscale="log", xlabel="training tokens D", ylabel="mean task NLL (nats)")
+        res.set(xscale="log", xlabel="training tokens D")
+    else:
+        cmap = plt.get_cmap("viridis", max(len(N), 2))
+        k_dense = np.geomspace(k.min(), k.max(), 100)
+        for i in range(len(N)):
+            ax.scatter(k, values[i], s=10, color=cmap(i), zorder=3)
+            ax.plot(k_dense, fit.predict(N[i], D[i], k_dense), color=cmap(i), lw=0.9,
+                    label=f"N={N[i]:.2g}, D={D[i]:.2g}")
+            res.scatter(k, values[i] - fit.predict(N[i], D[i], k), s=8, color=cmap(i))
+        ylabel = "mean pass@k" if fit.metric == "accuracy" else "task loss −log pass@k (nats)"
+        ax.set(xscale="log", xlabel="samples k", ylabel=ylabel)
+        res.set(xscale="log", xlabel="samples k")
+    ax.set_title(f"{fit.task}: {APPROACH_STYLE.get(fit.law, {'label': fit.law})['label']} (R² = {fit.r2:.3f})")
     res.axhline(0, color="black", lw=0.6)
-    res.set(xlabel="samples k", ylabel="observed − fitted", title="residuals")
-    if len(checkpoints) <= 12:
-        ax.legend(ncol=1, frameon=False, loc="best")
+    res.set(ylabel="observed − fitted", title="residuals")
+    if len(N) <= 12 or fit.law == "chinchilla":
+        ax.legend(frameon=False, loc="best")
     save(fig, out_path)
 
 

@@ -16,5 +16,6 @@ table = evaluate_task(
     temperature=e["temperature"],
     batch_size=e["batch_size"],
     device=snakemake.params.device,
+    task=snakemake.params.kind,  # picks the verifier (e.g. numeric equality for arithmetic)
 )
 log.info("evaluated %s on %s: %d questions", snakemake.wildcards.cell, snakemake.wildcards.task, len(table))

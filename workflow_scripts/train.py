@@ -8,6 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from t2scaling.grid import grid_cells
+
 cell, model, training = snakemake.params.cell, snakemake.params.model, snakemake.params.training
 kwargs = dict(
     cell_id=cell["cell_id"],
@@ -18,23 +20,33 @@ kwargs = dict(
     val_tokens_path=snakemake.input.val,
     tokenizer_dir=snakemake.input.tokenizer,
     seq_len=model["seq_len"],
+    batch_size=training["batch_size"],
+    schedule=training["schedule"],
+    # Undeclared scratch: survives a killed job so the rerun resumes instead of restarting.
+    scratch_dir=str(Path("results/scratch") / cell["cell_id"]),
+    log_path=str(Path(snakemake.log[0]).with_suffix(".jsonl")),
+    vocab_size=snakemake.params.vocab_size,
     head_dim=model["head_dim"],
     ffn_multiple=model["ffn_multiple"],
-    batch_size=training["batch_size"],
     lr=training["lr"],
     betas=(training["beta1"], training["beta2"]),
     weight_decay=training["weight_decay"],
     grad_clip=training["grad_clip"],
     z_loss=training["z_loss"],
-    seed=training.get("seed", 0),
+    seed=snakemake.params.seed,
+    decay_fraction=training["decay_fraction"],
     device=training["device"],
     compile=training["compile"],
     threads=snakemake.threads,
     val_max_tokens=snakemake.params.val_tokens,
-    # Undeclared scratch: survives a killed job so the rerun resumes instead of restarting.
-    scratch_dir=str(Path("results/scratch") / cell["cell_id"]),
-    log_path=str(Path(snakemake.log[0]).with_suffix(".jsonl")),
+    progress=False,
 )
+if training["schedule"] == "wsd":
+    # One stable trunk per model size; it saves the branch point of every D of this size in one pass. Read
+    # from the config here (not a rule param) so adding a cell never re-runs its siblings.
+    kwargs["trunk_dir"] = str(Path("results/scratch") / f"trunk-w{cell['width']}-l{cell['depth']}")
+    kwargs["branch_tokens"] = [c.tokens for c in grid_cells(snakemake.config)
+                               if (c.width, c.depth) == (cell["width"], cell["depth"]) and c.tokens != cell["tokens"]]
 out_dir = snakemake.output[0]
 if training["gpus"] > 1:
     # Multi-GPU: one DDP process per GPU through torchrun; the CLI takes the same settings.

@@ -57,6 +57,15 @@ def library(stage):
     return [str(REPO / "t2scaling" / name) for name in LIBRARY[stage]]
 
 
+def settings(value):
+    """A config section with keys in sorted order: reordering a YAML file must not look like a param change."""
+    if isinstance(value, dict):
+        return {key: settings(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [settings(item) for item in value]
+    return value
+
+
 ##### input functions #####
 
 
@@ -153,7 +162,7 @@ FIT_OPTIONS = {
 def fit_options(wildcards, law=None):
     law = law or wildcards.law
     options = {arg: config["fits"][key] for key, arg in FIT_OPTIONS[law].items()}
-    return {"law": law, **options}
+    return settings({"law": law, **options})
 
 
 def c_train_grid():

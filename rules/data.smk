@@ -13,7 +13,7 @@ rule world:
     conda:
         "../envs/data.yaml"
     params:
-        world=config["world"],
+        world=settings(config["world"]),
     script:
         "../workflow_scripts/world.py"
 
@@ -34,7 +34,7 @@ rule corpus:
     conda:
         "../envs/data.yaml"
     params:
-        corpus=config["corpus"],
+        corpus=settings(config["corpus"]),
     script:
         "../workflow_scripts/corpus.py"
 
@@ -50,6 +50,6 @@ rule task_table:
     conda:
         "../envs/data.yaml"
     params:
-        task=lambda wildcards: TASKS[wildcards.task],
+        task=lambda wildcards: settings(TASKS[wildcards.task]),
     script:
         "../workflow_scripts/task_table.py"

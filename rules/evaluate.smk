@@ -19,7 +19,7 @@ rule evaluate:
         runtime=30,
     params:
         checkpoint=checkpoint_ref,
-        evaluation=config["evaluation"],
+        evaluation=settings(config["evaluation"]),
         device=config["training"]["device"],
         kind=lambda wildcards: TASKS[wildcards.task]["kind"],
     script:

@@ -19,8 +19,8 @@ rule train:
         mem_mb=config["training"]["mem_mb"],
     params:
         cell=cell_params,
-        model=config["model"],
-        training=config["training"],
+        model=settings(config["model"]),
+        training=settings(config["training"]),
         val_tokens=config["evaluation"]["val_tokens"],
         vocab_size=config["corpus"]["vocab_size"],
         seed=config["seed"],

@@ -66,7 +66,7 @@ def test_grid_cells_are_whole_steps_inside_the_window():
     config = with_defaults(smoke())
     step = config["training"]["batch_size"] * config["model"]["seq_len"]
     cells = grid_cells(config)
-    assert len(cells) == 4
+    assert len(cells) == 9
     lo, hi = config["grid"]["tokens_per_param"]
     for cell in cells:
         assert cell.tokens % step == 0

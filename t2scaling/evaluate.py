@@ -15,8 +15,6 @@ characters inside that token before the answer.
 import dataclasses
 import inspect
 import logging
-import os
-import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -26,6 +24,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+
+from t2scaling.atomic import atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -313,16 +313,8 @@ def count_correct(tokenizer, question, answer, token_lists, verifier):
 # --------------------------------------------------------------------------------------------- task evaluation
 
 def _atomic_parquet(df, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def evaluate_questions(model, tokenizer, table, *, mode="likelihood", verifier=None, n_samples=64,

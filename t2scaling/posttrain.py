@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from t2scaling.atomic import replace_dir
+
 logger = logging.getLogger(__name__)
 
 MODES = ("ft", "sft")
@@ -147,10 +149,7 @@ def _save_checkpoint(model, tokenizer, meta, out_dir):
         tokenizer.save_pretrained(tmp)
         with open(os.path.join(tmp, "t2_meta.json"), "w") as f:
             json.dump(meta, f, indent=1)
-        if os.path.exists(out_dir):  # a rerun replaces the old dir
-            os.replace(out_dir, tmp + ".old")
-        os.replace(tmp, out_dir)
-        shutil.rmtree(tmp + ".old", ignore_errors=True)
+        replace_dir(tmp, out_dir)  # a rerun replaces the old dir
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -16,12 +16,12 @@ Adding a task kind = one adapter function + one `TASKS` entry. Each task has a v
 import dataclasses
 import logging
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from t2scaling.atomic import atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -287,15 +287,8 @@ def write_task_table(df, path):
     """Validate and write a task table as Parquet, atomically (temp file in the same dir, then rename)."""
     path = Path(path)
     df = validate_task_table(df, source=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

@@ -53,6 +53,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from t2scaling import __version__
+from t2scaling.atomic import replace_dir
 from t2scaling.model import build_model, model_counts
 
 logger = logging.getLogger(__name__)
@@ -613,10 +614,7 @@ def _finish(s, out_dir, *, val_tokens_path, meta, history, records, scratch_dir)
                 json.dump(meta, f, indent=1)
             with open(os.path.join(tmp, "train_log.jsonl"), "w") as f:
                 f.writelines(json.dumps(rec) + "\n" for rec in records)
-            if os.path.exists(out_dir):  # a rerun replaces the old checkpoint dir
-                os.replace(out_dir, tmp + ".old")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(tmp + ".old", ignore_errors=True)
+            replace_dir(tmp, out_dir)  # a rerun replaces the old checkpoint dir
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -20,6 +20,10 @@ include: "rules/evaluate.smk"
 include: "rules/fit.smk"
 include: "rules/frontier.smk"
 include: "rules/plots.smk"
+include: "rules/tables.smk"
+include: "rules/extrapolate.smk"
+include: "rules/posttrain.smk"
+include: "rules/validate.smk"
 
 
 rule all:

@@ -51,5 +51,6 @@ rule task_table:
         "../envs/data.yaml"
     params:
         task=lambda wildcards: settings(TASKS[wildcards.task]),
+        split="test",
     script:
         "../workflow_scripts/task_table.py"

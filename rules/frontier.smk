@@ -10,7 +10,7 @@ rule frontier:
         "../envs/fit.yaml"
     params:
         c_train=c_train_grid(),
-        c_inf=config["frontier"]["c_inf"],
+        c_inf=frontier_c_inf(),
     script:
         "../workflow_scripts/frontier.py"
 
@@ -27,6 +27,6 @@ rule macro_frontier:
         "../envs/fit.yaml"
     params:
         c_train=c_train_grid(),
-        c_inf=config["frontier"]["c_inf"],
+        c_inf=frontier_c_inf(),
     script:
         "../workflow_scripts/macro_frontier.py"

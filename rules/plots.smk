@@ -63,3 +63,73 @@ rule plot_macro_frontier:
         c_inf=config["frontier"]["c_inf"],
     script:
         "../workflow_scripts/plot_frontier.py"
+
+
+rule plot_isoflops:
+    input:
+        observations="results/tasks/{task}/observations.parquet",
+        fits=expand("results/tasks/{{task}}/fits/{law}.json", law=LAWS),
+        library=library("plots"),
+    output:
+        report(
+            "results/tasks/{task}/plots/isoflops.png",
+            caption="../report/isoflops.rst",
+            category="{task}",
+            subcategory="isoFLOP profiles",
+            labels={"task": "{task}", "figure": "isoFLOP profiles"},
+        ),
+    log:
+        "logs/plots/{task}/isoflops.log",
+    conda:
+        "../envs/fit.yaml"
+    params:
+        tasks=lambda wildcards: [wildcards.task],
+        levels=isoflop_levels(),
+        c_inf=config["plots"]["c_inf"],
+    script:
+        "../workflow_scripts/plot_isoflops.py"
+
+
+rule plot_macro_isoflops:
+    input:
+        observations=all_observations(),
+        fits=all_fit_files(),
+        library=library("plots"),
+    output:
+        report(
+            "results/macro/plots/isoflops.png",
+            caption="../report/isoflops.rst",
+            category="macro",
+            subcategory="isoFLOP profiles",
+            labels={"task": "macro", "figure": "isoFLOP profiles"},
+        ),
+    log:
+        "logs/plots/macro/isoflops.log",
+    conda:
+        "../envs/fit.yaml"
+    params:
+        tasks=list(TASKS),
+        levels=isoflop_levels(),
+        c_inf=config["plots"]["c_inf"],
+    script:
+        "../workflow_scripts/plot_isoflops.py"
+
+
+rule plot_grid:
+    input:
+        library=library("plots"),
+    output:
+        report(
+            "results/plots/checkpoint_grid.png",
+            caption="../report/grid.rst",
+            category="experiment",
+            labels={"figure": "checkpoint grid"},
+        ),
+    log:
+        "logs/plots/checkpoint_grid.log",
+    conda:
+        "../envs/fit.yaml"
+    params:
+        cells=grid_cells_table(),
+    script:
+        "../workflow_scripts/plot_grid.py"

@@ -18,6 +18,8 @@ COMMANDS = {
     "fit": ("t2scaling.fit", "fit a scaling law (chinchilla, approach1, approach2) to a table"),
     "frontier": ("t2scaling.frontier", "solve compute-optimal frontiers over a range of budgets"),
     "plan": ("t2scaling.plan", "recommend N, D and k for one training and inference budget"),
+    "extrapolate": ("t2scaling.extrapolate", "fit on part of the checkpoints, predict the held-out ones, report errors"),
+    "validate": ("t2scaling.validate", "derive the predicted-optimal cells to train at a budget, or tabulate them"),
 }
 
 

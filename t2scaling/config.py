@@ -64,6 +64,18 @@ def semantic_problems(config):
     names = [c["name"] for c in config["imported_checkpoints"]]
     for name in {n for n in names if names.count(n) > 1}:
         out.append(f"config['imported_checkpoints']: name {name!r} is used twice; names must be unique")
+    for i, name in enumerate(config["posttrain"]["tasks"]):
+        if name not in config["tasks"]:
+            out.append(f"config['posttrain']['tasks'][{i}]: no task {name!r} in config['tasks']")
+    held = config["extrapolation"]["checkpoints"]
+    if held:
+        from t2scaling.grid import grid_cells
+
+        known = [c.name for c in grid_cells(config)] + names
+        for i, name in enumerate(held):
+            if name not in known:
+                out.append(f"config['extrapolation']['checkpoints'][{i}]: no checkpoint {name!r}; the grid and "
+                           f"imported checkpoints are {', '.join(known) or 'none'}")
     k_grid = config["fits"]["k_grid"]
     if sorted(set(k_grid)) != list(k_grid):
         out.append("config['fits']['k_grid']: must be strictly increasing (e.g. [1, 2, 4, ...])")

@@ -640,13 +640,45 @@ def fit_approach2(N, D, nll, k, pass_at_k, *, variant="sse", likelihood=None, st
 def fit_table(law, table_path, out_path=None, *, task="", columns=None, k_grid=None, restarts=500, bootstrap=0,
               variant=None, source="auto", stage1="huber", seed=0, allow_unconverged=False):
     """Read an observation table (CSV/Parquet, DESIGN.md §5), fit `law`, write the Fit JSON to out_path."""
+    variant = _variant(law, variant, table_path)
+    obs = observations.read_table(table_path, columns)
+    result = fit_observations(law, obs, task=task, k_grid=k_grid, restarts=restarts, bootstrap=bootstrap,
+                              variant=variant, source=source, stage1=stage1, seed=seed,
+                              allow_unconverged=allow_unconverged, label=str(table_path))
+    result.input_hash = obs.sha256
+    result.options.update(table=str(table_path), columns=dict(columns or {}))
+    if out_path:
+        result.to_json(out_path)
+        logger.info("%s: wrote %s", table_path, out_path)
+    return result
+
+
+def _variant(law, variant, label):
     if law not in VARIANTS:
         raise ValueError(f"unknown law {law!r} for fitting; choose from {', '.join(VARIANTS)}")
     variant = variant or VARIANTS[law][0]
     if variant not in VARIANTS[law]:
-        raise ValueError(f"{table_path}: unknown {law} variant {variant!r}; choose from {VARIANTS[law]}")
-    obs = observations.read_table(table_path, columns)
-    label = str(table_path)
+        raise ValueError(f"{label}: unknown {law} variant {variant!r}; choose from {VARIANTS[law]}")
+    return variant
+
+
+def require_form(law, obs, label=None):
+    """Stop early when a table's form cannot feed `law` (Approach 2 needs per-question data)."""
+    if law == "approach2" and obs.form != "per_question":
+        raise ValueError(f"{label or obs.path}: approach2 needs a per-question table (checkpoint, N, D, question, "
+                         f"nll/p and/or n_samples/n_correct); this is a {obs.form} table — fit approach1 instead")
+
+
+def fit_observations(law, obs, *, task="", k_grid=None, restarts=500, bootstrap=0, variant=None, source="auto",
+                     stage1="huber", seed=0, allow_unconverged=False, label=None):
+    """Fit `law` to validated `observations.Observations` (all of a table, or a subset of its checkpoints).
+
+    The one path from a table to a fit: `fit_table` and the extrapolation experiment both use it. The fit's
+    input_hash is that of the arrays fitted; options record the table form and the data source used.
+    """
+    label = label or obs.path
+    variant = _variant(law, variant, label)
+    require_form(law, obs, label)
     common = dict(task=task, label=label, bootstrap=bootstrap, seed=seed, allow_unconverged=allow_unconverged)
     used = "loss"
     if law == "chinchilla":
@@ -658,20 +690,13 @@ def fit_table(law, table_path, out_path=None, *, task="", columns=None, k_grid=N
         result = fit_approach1(ckpts["N"].to_numpy()[:, None], ckpts["D"].to_numpy()[:, None], k[None, :], Q,
                                restarts=restarts, **common)
     else:
-        if obs.form != "per_question":
-            raise ValueError(f"{label}: approach2 needs a per-question table (checkpoint, N, D, question, nll/p "
-                             f"and/or n_samples/n_correct); this is a {obs.form} table — fit approach1 instead")
         used = observations.choose_source(obs, source)
         N, D, nll, var = observations.loss_points(obs)
         ckpts, k, acc = observations.pass_at_k_matrix(obs, k_grid, used)
         likelihood = observations.likelihood_data(obs, used)[1] if variant == "likelihood" else None
         result = fit_approach2(N, D, nll, k, acc, variant=variant, likelihood=likelihood, stage1=stage1,
                                nll_variance=var, restarts=restarts, **common)
-    result.input_hash = obs.sha256
-    result.options.update(table=label, form=obs.form, source=used, columns=dict(columns or {}))
-    if out_path:
-        result.to_json(out_path)
-        logger.info("%s: wrote %s", label, out_path)
+    result.options.update(form=obs.form, source=used)
     return result
 
 
@@ -680,7 +705,7 @@ def add_arguments(parser):
     parser.add_argument("table", help="observation table, CSV or Parquet (DESIGN.md §5)")
     parser.add_argument("--out", help="write the Fit JSON here")
     parser.add_argument("--task", default="", help="task name recorded in the fit")
-    parser.add_argument("--k-grid", type=_k_grid, help="comma-separated k values (default 1,2,4,...,1024)")
+    parser.add_argument("--k-grid", type=k_grid_arg, help="comma-separated k values (default 1,2,4,...,1024)")
     parser.add_argument("--restarts", type=int, default=500, help="random starts (approach1, approach2)")
     parser.add_argument("--bootstrap", type=int, default=0, help="bootstrap replicates for intervals")
     parser.add_argument("--variant", help="chinchilla: huber|profile_e; approach2: sse|likelihood")
@@ -693,22 +718,29 @@ def add_arguments(parser):
     parser.add_argument("--allow-unconverged", action="store_true", help="write a fit that did not converge")
 
 
-def _k_grid(text):
+def k_grid_arg(text):
+    """argparse type for --k-grid: comma-separated k values."""
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"--k-grid {text!r}: give comma-separated numbers like 1,2,4,8") from err
 
 
-def run(args):
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
+def parse_columns(items):
+    """--column STD=YOURS items -> {standard name: your name}."""
     columns = {}
-    for item in args.column:
+    for item in items:
         std, sep, user = item.partition("=")
         if not sep or not std or not user:
             raise ValueError(f"--column {item!r}: write it as standard=yours, e.g. --column N=params")
         columns[std] = user
+    return columns
+
+
+def run(args):
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    columns = parse_columns(args.column)
     fit = fit_table(args.law, args.table, args.out, task=args.task, columns=columns, k_grid=args.k_grid,
                     restarts=args.restarts, bootstrap=args.bootstrap, variant=args.variant, source=args.source,
                     stage1=args.stage1, seed=args.seed, allow_unconverged=args.allow_unconverged)

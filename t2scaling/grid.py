@@ -48,7 +48,7 @@ def counts_for(config, width, depth):
                         head_dim=m["head_dim"], ffn_multiple=m["ffn_multiple"])
 
 
-def _whole_steps(tokens, step):
+def whole_steps(tokens, step):
     return max(1, round(tokens / step)) * step
 
 
@@ -61,13 +61,13 @@ def grid_cells(config):
     for shape in g["shapes"]:
         n = counts_for(config, shape["width"], shape["depth"])["N"]
         for c in g["isoflops"]:
-            tokens = _whole_steps(c / (6.0 * n), step)
+            tokens = whole_steps(c / (6.0 * n), step)
             if lo <= tokens / n <= hi:
                 cell = Cell(shape["width"], shape["depth"], tokens, n, float(c))
                 cells.setdefault(cell.name, cell)
     for extra in g["extra_cells"]:
         n = counts_for(config, extra["width"], extra["depth"])["N"]
-        cell = Cell(extra["width"], extra["depth"], _whole_steps(extra["tokens"], step), n)
+        cell = Cell(extra["width"], extra["depth"], whole_steps(extra["tokens"], step), n)
         cells.setdefault(cell.name, cell)
     return sorted(cells.values(), key=lambda c: (c.width, c.depth, c.tokens))
 

@@ -89,7 +89,7 @@ def read_table(path, columns=None):
         raise ValueError(f"{path}: cannot read the table ({err}); check it is valid CSV/Parquet") from err
     frame = _rename(frame.reset_index(drop=True), columns, path)
     obs = Observations(path, _form(frame, path), frame, file_hash(path), list(frame.columns))
-    _validate(obs)
+    validate(obs)
     logger.info("%s: %d rows, %s form, columns %s", path, len(frame), obs.form, list(frame.columns))
     return obs
 
@@ -160,7 +160,7 @@ def _numeric(obs, column, integer=False):
     return values
 
 
-def _validate(obs):
+def validate(obs):
     frame = obs.frame
     if len(frame) == 0:
         raise ValueError(f"{obs.path}: the table has no rows; add observations")
@@ -424,7 +424,7 @@ def collect_observations(evals, sizes, out_path, imported=()):
         frame.insert(0, "checkpoint", str(name))
         frame.insert(1, "N", float(sizes[name]["N"]))
         frame.insert(2, "D", float(sizes[name]["D"]))
-        _validate(Observations(str(path), "per_question", frame.copy(), ""))  # errors name the eval file
+        validate(Observations(str(path), "per_question", frame.copy(), ""))  # errors name the eval file
         parts.append(frame)
     for path in imported:
         obs = read_table(path)
@@ -436,7 +436,7 @@ def collect_observations(evals, sizes, out_path, imported=()):
     if not parts:
         raise ValueError(f"{out_path}: no evaluation tables to collect; evaluate at least one checkpoint")
     table = pd.concat(parts, ignore_index=True)
-    _validate(Observations(str(out_path), "per_question", table.copy(), ""))  # across files: ids, question sets
+    validate(Observations(str(out_path), "per_question", table.copy(), ""))  # across files: ids, question sets
     directory = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(directory, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as fh:

@@ -1,9 +1,11 @@
-"""Figures a researcher would put in a paper: fit quality and compute-optimal frontiers (DESIGN.md §2.6).
+"""Figures a researcher would put in a paper (DESIGN.md §2.6–2.7): fit quality, compute-optimal frontiers,
+isoFLOP profiles, the checkpoint grid, held-out extrapolation and frontiers across post-training variants.
 
 Conventions: log axes where values span decades, units on every axis, one colour per approach
 (Approach 1 blue, Approach 2 red, Chinchilla black), PNG and PDF side by side, sized for a paper column.
 """
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -14,6 +16,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from t2scaling.units import format_sci  # noqa: E402
+
+logger = logging.getLogger(__name__)
 
 APPROACH_STYLE = {
     "approach1": {"color": "tab:blue", "label": "T² Approach 1"},
@@ -22,6 +30,10 @@ APPROACH_STYLE = {
     "naive": {"color": "tab:gray", "label": "naive sigmoid"},
 }
 C_INF_LINESTYLES = ["-", "--", ":", "-."]
+T2_LAWS = ("approach1", "approach2")  # the T² laws, in panel order
+METRIC_LABEL = {"accuracy": "mean pass@k", "loss": "task loss −log pass@k (nats)"}
+ORIGIN_MARKERS = {"trained": "o", "imported": "s", "validation": "^", "held_out": "D"}
+VARIANT_LINESTYLES = {"base": "-", "ft": "--", "sft": ":"}
 plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7,
                      "figure.dpi": 150, "savefig.bbox": "tight"})
 
@@ -126,4 +138,319 @@ def plot_frontiers(frontier_csvs, out_path, c_inf=None):
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=3, frameon=False)
     fig.tight_layout()
+    save(fig, out_path)
+
+
+# ---------------------------------------------------------------------------------------- isoFLOP profiles
+
+def _level_colours(c_train):
+    """One colour per isoFLOP level (sequential, light end cut so it stays visible) and a discrete colorbar."""
+    colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(c_train)))
+    cmap = ListedColormap(colours)
+    edges = np.arange(len(c_train) + 1) - 0.5
+    return colours, plt.cm.ScalarMappable(BoundaryNorm(edges, cmap.N), cmap)
+
+
+def _add_level_colorbar(fig, axes, c_train, mappable):
+    bar = fig.colorbar(mappable, ax=axes, ticks=np.arange(len(c_train)), fraction=0.04, pad=0.02, aspect=30)
+    bar.ax.set_yticklabels([format_sci(c, 2) for c in c_train])
+    bar.set_label("training compute C_train (FLOPs)")
+
+
+def plot_isoflop_profiles(tasks, levels, c_inf, out_path, title=None):
+    """IsoFLOP profiles of the T² laws: predicted metric vs N along D = C_train/(6N), one curve per level.
+
+    tasks: {task: (observations path or table, {law: FitResult})}; with several tasks the macro average (the
+    mean over tasks of predicted and of measured metric). levels: [(C_train FLOPs, [checkpoint names]), ...].
+    Rows: k = 1 and the inference-corrected k = c_inf/(2N) (c_inf FLOPs per served token); columns: the T² laws
+    every task has. Points: measured metric of each level's checkpoints (exact pass@k from per-question nll);
+    stars: each curve's optimum as frontier.frontier gives it (k = 1: the law's own chinchilla_N; below: N_star);
+    diamonds: the Chinchilla-optimal N (the chinchilla fit's, else the T² law's k = 1 baseline).
+    Returns a frame of everything marked: task, law, row, c_train, c_inf, kind (measured | optimum | chinchilla),
+    checkpoint, N, D, k, metric.
+    """
+    from t2scaling import frontier as frontier_mod
+    from t2scaling import observations as obs_mod
+    from t2scaling.tables import CHINCHILLA_PREFERENCE, measured_at_k
+
+    if not tasks:
+        raise ValueError("plot_isoflop_profiles: no tasks given; pass {task: (observations, {law: fit})}")
+    if not levels:
+        raise ValueError("plot_isoflop_profiles: no isoFLOP levels given; pass [(c_train, [checkpoint, ...]), ...]")
+    names = list(tasks)
+    obs = {t: obs_mod.read_table(o) if isinstance(o, (str, os.PathLike)) else o for t, (o, _) in tasks.items()}
+    fits = {t: f for t, (_, f) in tasks.items()}
+    laws = [law for law in T2_LAWS if all(law in fits[t] for t in names)]
+    if not laws:
+        raise ValueError(f"plot_isoflop_profiles: no T² law ({', '.join(T2_LAWS)}) is fitted for every task "
+                         f"({names}); fit approach1 or approach2")
+    macro = len(names) > 1
+    label = "macro" if macro else names[0]
+    c_train = np.array([float(c) for c, _ in levels])
+    order = np.argsort(c_train)
+    levels, c_train = [levels[i] for i in order], c_train[order]
+
+    def front(law):
+        table = frontier_mod.frontier([fits[t][law] for t in names], c_train=c_train, c_inf=[c_inf], macro=macro,
+                                      bands=False)
+        assert np.allclose(table["c_train"], c_train, rtol=1e-12), "frontier rows follow c_train order"
+        return table
+
+    frontiers = {law: front(law) for law in laws}
+    ref = next((a for a in CHINCHILLA_PREFERENCE if all(a in fits[t] for t in names)), laws[0])
+    chin_N = (front(ref) if ref not in frontiers else frontiers[ref])["chinchilla_N"].to_numpy()
+
+    def predict(law, N, D, k):
+        return sum(fits[t][law].predict(N, D, k) for t in names) / len(names)
+
+    sizes = obs_mod.checkpoints(obs[names[0]])
+    for t in names:
+        have = obs_mod.checkpoints(obs[t]).index
+        absent = sorted({str(n) for _, cells in levels for n in cells} - set(have))
+        if absent:
+            raise ValueError(f"{obs[t].path}: isoFLOP checkpoints {absent[:5]} are not in the observations of task "
+                             f"{t!r}; evaluate them on this task or drop them from the levels")
+
+    def measured(law, cells, k_of_N):
+        """Mean over tasks of the measured metric, checkpoints measurable on every task."""
+        cells = [str(c) for c in cells]
+        k = k_of_N(sizes.loc[cells, "N"].to_numpy(float))
+        parts = []
+        for t in names:
+            fit = fits[t][law]
+            m = measured_at_k(obs[t], cells, k, fit.metric, fit.options.get("source", "auto"), missing="drop")
+            for name, why in m.attrs["dropped"].items():
+                logger.warning("%s: %s: checkpoint %r %s; it is left out of the isoFLOP figure", obs[t].path,
+                               law, name, why)
+            parts.append(m)
+        common = [c for c in cells if all(c in m.index for m in parts)]
+        out = parts[0].loc[common, ["N", "D", "k"]].copy()
+        out["metric"] = sum(m.loc[common, "value"].to_numpy() for m in parts) / len(parts)
+        return out
+
+    colours, mappable = _level_colours(c_train)
+    rows = [("k = 1", lambda N: np.ones_like(N)), ("k = C_inf/(2N)", lambda N: c_inf / (2.0 * N))]
+    fig, axes = plt.subplots(2, len(laws), figsize=(3.1 * len(laws) + 0.9, 5.0), squeeze=False,
+                             layout="constrained")
+    marks = []
+    for j, law in enumerate(laws):
+        table = frontiers[law]
+        for i, (row_name, k_of_N) in enumerate(rows):
+            ax = axes[i, j]
+            corrected = i == 1
+            for lvl, ((ct, cells), colour) in enumerate(zip(levels, colours)):
+                seen = measured(law, cells, k_of_N)
+                opt_N = table["N_star" if corrected else "chinchilla_N"].iloc[lvl]
+                anchors = [n for n in (*seen["N"], opt_N, chin_N[lvl]) if np.isfinite(n)]
+                lo, hi = min(anchors) / 3.0, max(anchors) * 3.0
+                if corrected:
+                    hi = min(hi, c_inf / 2.0)  # k >= 1
+                if lo < hi:
+                    N = np.geomspace(lo, hi, 200)
+                    ax.plot(N, predict(law, N, ct / (6.0 * N), k_of_N(N)), color=colour, lw=1.1)
+                ax.scatter(seen["N"], seen["metric"], s=14, color=colour, edgecolor="white", lw=0.4, zorder=3)
+                marks += [dict(kind="measured", checkpoint=c, N=r.N, D=r.D, k=r.k, metric=r.metric, law=law,
+                               row=row_name, c_train=ct) for c, r in seen.iterrows()]
+                for kind, n, marker, size in (("optimum", opt_N, "*", 90), ("chinchilla", chin_N[lvl], "D", 26)):
+                    k = float(k_of_N(np.array(n)))
+                    if not (np.isfinite(n) and k >= 1.0):
+                        continue  # infeasible: no plan within C_inf
+                    d = ct / (6.0 * n)
+                    value = table["predicted_metric"].iloc[lvl] if kind == "optimum" and corrected \
+                        else float(predict(law, n, d, k))
+                    ax.scatter([n], [value], marker=marker, s=size, color=colour, edgecolor="black", lw=0.6,
+                               zorder=4)
+                    marks.append(dict(kind=kind, checkpoint="", N=n, D=d, k=k, metric=value, law=law, row=row_name,
+                                      c_train=ct))
+            style = APPROACH_STYLE[law]
+            ax.set_title(f"{style['label']}, {row_name}", color=style["color"])
+            ax.set(xscale="log", ylabel=METRIC_LABEL[fits[names[0]][law].metric])
+            if i == 1:
+                ax.set_xlabel("model size N (params), D = C_train/(6N)")
+    _add_level_colorbar(fig, axes, c_train, mappable)
+    handles = [Line2D([], [], marker="o", ls="", color="gray", markeredgecolor="white", label="measured checkpoint"),
+               Line2D([], [], marker="*", ls="", color="gray", markeredgecolor="black", markersize=10,
+                      label="curve optimum (top: law's k = 1; bottom: T² frontier)"),
+               Line2D([], [], marker="D", ls="", color="gray", markeredgecolor="black", markersize=5,
+                      label=f"Chinchilla-optimal N ({APPROACH_STYLE[ref]['label']} fit)")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False)
+    what = f"{len(names)}-task macro average" if macro else label
+    fig.suptitle(title or f"IsoFLOP profiles: {what}, C_inf = {format_sci(c_inf)} FLOPs per served token")
+    save(fig, out_path)
+    out = pd.DataFrame(marks)
+    out.insert(0, "task", label)
+    out.insert(4, "c_inf", float(c_inf))
+    return out
+
+
+# ----------------------------------------------------------------------------------------- checkpoint grid
+
+def _require_columns(frame, columns, where):
+    missing = [c for c in columns if c not in frame]
+    if missing:
+        raise ValueError(f"{where}: missing columns {missing}; it has {list(frame.columns)}")
+
+
+def plot_checkpoint_grid(cells, out_path, title=None):
+    """Every checkpoint as a point: N (params) vs C_train = 6ND (FLOPs), coloured by tokens/param D/N, marker by
+    origin (trained, imported, validation, held_out), with iso-tokens/param guide lines (paper Fig. 8).
+    cells: frame (or CSV path) with columns name, N, D, origin."""
+    if isinstance(cells, (str, os.PathLike)):
+        where, cells = str(cells), pd.read_csv(cells)
+    else:
+        where, cells = "checkpoint grid table", pd.DataFrame(cells)
+    _require_columns(cells, ["name", "N", "D", "origin"], where)
+    N, D = cells["N"].to_numpy(float), cells["D"].to_numpy(float)
+    bad = ~(np.isfinite(N) & np.isfinite(D) & (N > 0) & (D > 0))
+    if bad.any():
+        raise ValueError(f"{where}: checkpoint {cells['name'].iloc[np.flatnonzero(bad)[0]]!r} has N or D not a "
+                         "positive number; fix its size")
+    unknown = sorted(set(cells["origin"]) - set(ORIGIN_MARKERS))
+    if unknown:
+        raise ValueError(f"{where}: unknown origin {unknown}; use one of {list(ORIGIN_MARKERS)}")
+    C, ratio = 6.0 * N * D, D / N
+    fig, ax = plt.subplots(figsize=(3.4, 3.2), layout="constrained")
+    xlim, ylim = (C.min() / 2.5, C.max() * 2.5), (N.min() / 2.5, N.max() * 2.5)
+    c_line = np.geomspace(*xlim, 50)
+    decades = range(int(np.floor(np.log10(ratio.min()))), int(np.ceil(np.log10(ratio.max()))) + 1)
+    for r in sorted({20.0} | {10.0**e for e in decades if e != 1}):  # 10 would crowd the 20 line
+        n_line = np.sqrt(c_line / (6.0 * r))  # N at D/N = r: C = 6 r N^2
+        guide = dict(color="gray", lw=0.8, ls="--") if r == 20 else dict(color="silver", lw=0.6, ls=":")
+        ax.plot(c_line, n_line, zorder=1, **guide)
+        if ylim[0] < n_line[-1] < ylim[1]:  # label where the guide leaves the plot on the right
+            ax.text(xlim[1] / 1.15, n_line[-1] * 1.12, f"{r:g}", fontsize=6, color="dimgray", ha="right",
+                    va="bottom")
+    norm = LogNorm(ratio.min() / 1.5, ratio.max() * 1.5)
+    handles = []
+    for origin, marker in ORIGIN_MARKERS.items():
+        pick = (cells["origin"] == origin).to_numpy()
+        if pick.any():
+            scatter = ax.scatter(C[pick], N[pick], c=ratio[pick], cmap="viridis", norm=norm, marker=marker, s=28,
+                                 edgecolor="black", lw=0.4, zorder=3)
+            handles.append(Line2D([], [], marker=marker, ls="", color="white", markeredgecolor="black",
+                                  label=f"{origin.replace('_', '-')} ({pick.sum()})"))
+    fig.colorbar(scatter, ax=ax, label="tokens per parameter D/N")
+    handles.append(Line2D([], [], color="gray", lw=0.8, ls="--", label="20 tokens/param"))
+    handles.append(Line2D([], [], color="silver", lw=0.6, ls=":", label="other D/N (labelled)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False, columnspacing=1.0,
+               handletextpad=0.3)
+    ax.set(xscale="log", yscale="log", xlim=xlim, ylim=ylim, xlabel="training compute C_train = 6ND (FLOPs)",
+           ylabel="model size N (params)", title=title or f"Checkpoints ({len(cells)})")
+    save(fig, out_path)
+
+
+# ------------------------------------------------------------------------------------------- extrapolation
+
+EXTRAPOLATION_COLUMNS = ["task", "approach", "checkpoint", "N", "D", "tokens_per_param", "k", "metric_name",
+                         "measured", "predicted", "rel_abs_error"]
+
+
+def plot_extrapolation(table, out_path):
+    """Predicted vs measured metric on held-out checkpoints, one panel per metric (pass@k, task loss), one
+    colour per approach, with the y = x line; the legend gives each approach's mean relative absolute error.
+    table: frame or CSV path with EXTRAPOLATION_COLUMNS (rel_abs_error = |predicted − measured|/measured, a
+    fraction). Returns the summary: approach, metric_name, n, mean_rel_abs_error_percent."""
+    where = str(table) if isinstance(table, (str, os.PathLike)) else "extrapolation table"
+    table = pd.read_csv(table) if isinstance(table, (str, os.PathLike)) else pd.DataFrame(table)
+    _require_columns(table, EXTRAPOLATION_COLUMNS, where)
+    if table.empty:
+        raise ValueError(f"{where}: no held-out rows; hold out checkpoints (extrapolation.checkpoints in config)")
+    meas, pred = table["measured"].to_numpy(float), table["predicted"].to_numpy(float)
+    expected = np.abs(pred - meas) / np.abs(meas)
+    off = ~np.isclose(table["rel_abs_error"].to_numpy(float), expected, rtol=1e-6, atol=1e-12)
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        raise ValueError(f"{where}: row {i + 1}: rel_abs_error = {float(table['rel_abs_error'].iloc[i]):.6g} is not "
+                         f"|predicted − measured|/measured = {expected[i]:.6g}; write it as a fraction, not percent")
+    metrics = [m for m in ("accuracy", "loss") if m in set(table["metric_name"])]
+    metrics += sorted(set(table["metric_name"]) - set(metrics))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.1), squeeze=False, layout="constrained")
+    summary = []
+    for ax, metric in zip(axes[0], metrics):
+        rows = table[table["metric_name"] == metric]
+        values = rows[["measured", "predicted"]].to_numpy(float)
+        lo, hi = values.min(), values.max()
+        log = lo > 0 and hi / lo > 10.0  # log-log only where values span a decade or more
+        pad = (hi / lo) ** 0.08 if log else 0.08 * (hi - lo or abs(hi) or 1.0)
+        lim = (lo / pad, hi * pad) if log else (lo - pad, hi + pad)
+        ax.plot(lim, lim, color="black", lw=0.7, ls="--", label="y = x", zorder=1)
+        for approach, part in rows.groupby("approach", sort=True):
+            style = APPROACH_STYLE.get(approach, {"color": "tab:green", "label": approach})
+            error = 100.0 * part["rel_abs_error"].mean()
+            ax.scatter(part["measured"], part["predicted"], s=16, color=style["color"], edgecolor="white", lw=0.4,
+                       zorder=3, label=f"{style['label']}: {error:.1f} % (n = {len(part)})")
+            summary.append(dict(approach=approach, metric_name=metric, n=len(part), mean_rel_abs_error_percent=error))
+        name = METRIC_LABEL.get(metric, metric)
+        ax.set(xlim=lim, ylim=lim, xlabel=f"measured {name}", ylabel=f"predicted {name}", aspect="equal")
+        if log:
+            ax.set(xscale="log", yscale="log")
+        ax.set_title(f"held-out checkpoints: {'pass@k' if metric == 'accuracy' else 'task loss'}")
+        # Points sit near the diagonal, so the lower-right corner is free.
+        ax.legend(loc="lower right", frameon=False, title="mean |relative error|", title_fontsize=7,
+                  alignment="right")
+    save(fig, out_path)
+    return pd.DataFrame(summary)
+
+
+# ------------------------------------------------------------------------------------ post-training variants
+
+def plot_variant_frontiers(frontiers, out_path, c_inf):
+    """Optimal tokens/param vs C_train per task for the base model and its post-trained variants (paper Fig. 5).
+
+    frontiers: {variant: [frontier CSV, ...]} (P1 tables of frontier.write_csv); c_inf: FLOPs per served token.
+    Colour per T² approach, linestyle per variant; the Chinchilla k = 1 optimum in black and 20 tokens/param in
+    gray."""
+    from t2scaling.tables import BUDGET_RTOL, CHINCHILLA_PREFERENCE, read_frontier
+
+    if not frontiers:
+        raise ValueError("plot_variant_frontiers: no variants given; pass {variant: [frontier CSVs]}")
+    parts = []
+    for variant, paths in frontiers.items():
+        for path in paths:
+            table = read_frontier(path)
+            table = table[table["problem"] == "P1"]
+            hit = np.isclose(table["c_inf"].to_numpy(float), c_inf, rtol=BUDGET_RTOL, atol=0.0)
+            if not hit.any():
+                have = ", ".join(f"{v:.4g}" for v in sorted(table["c_inf"].unique()))
+                raise ValueError(f"{path}: no P1 rows at c_inf = {c_inf:.4g}; it has c_inf = [{have}]. Re-run the "
+                                 "frontier with that inference budget")
+            parts.append(table[hit & table["feasible"].astype(bool)].assign(variant=variant))
+    table = pd.concat(parts, ignore_index=True)
+    tasks = list(dict.fromkeys(table["task"]))
+    variants = list(frontiers)
+    styles = {v: VARIANT_LINESTYLES.get(v, C_INF_LINESTYLES[(i + 3) % len(C_INF_LINESTYLES)])
+              for i, v in enumerate(variants)}
+    cols = min(len(tasks), 4)
+    rows_n = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(1.9 * cols + 1.2, 1.9 * rows_n + 0.7), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")
+    approaches = [a for a in T2_LAWS if a in set(table["approach"])]
+    approaches += sorted(set(table["approach"]) - set(approaches) - {"chinchilla"})
+    for ax, task in zip(axes.flat, tasks):
+        for variant in variants:
+            mine = table[(table["task"] == task) & (table["variant"] == variant)]
+            for approach in approaches:
+                rows = mine[mine["approach"] == approach].sort_values("c_train")
+                ax.plot(rows["c_train"], rows["tokens_per_param"], ls=styles[variant], lw=1.1,
+                        color=APPROACH_STYLE.get(approach, {"color": "tab:green"})["color"])
+            ref = next((a for a in CHINCHILLA_PREFERENCE if a in set(mine["approach"])), None)
+            if ref is not None:
+                rows = mine[mine["approach"] == ref].sort_values("c_train")
+                ax.plot(rows["c_train"], rows["chinchilla_tokens_per_param"], color="black", lw=0.9,
+                        ls=styles[variant])
+        ax.axhline(20, color="gray", ls=":", lw=0.8)
+        ax.set(xscale="log", yscale="log", title=task)
+    for ax in axes.flat[len(tasks):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("C_train (FLOPs)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("optimal tokens/param D*/N*")
+    handles = [Line2D([], [], color=APPROACH_STYLE.get(a, {"color": "tab:green"})["color"],
+                      label=APPROACH_STYLE.get(a, {"label": a})["label"]) for a in approaches]
+    handles += [Line2D([], [], color="black", lw=0.9, label="Chinchilla (k = 1)"),
+                Line2D([], [], color="gray", ls=":", lw=0.8, label="20 tokens/param")]
+    handles += [Line2D([], [], color="dimgray", ls=styles[v], label=v) for v in variants]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False)
+    fig.suptitle(f"Optimal tokens/param by variant, C_inf = {format_sci(c_inf)} FLOPs per served token")
     save(fig, out_path)

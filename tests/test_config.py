@@ -33,6 +33,11 @@ BAD = [
     (lambda c: c["grid"].update(tokens_per_param=[100, 10]), "min 100 > max 10"),
     (lambda c: c["imported_observations"].update({"nope": ["x.csv"]}), "no task of that name"),
     (lambda c: c["training"].update(lr="fast"), "config['training']['lr']"),
+    (lambda c: c["posttrain"].update(tasks=["knowledge", "trivia"]), "config['posttrain']['tasks'][1]: no task 'trivia'"),
+    (lambda c: c["posttrain"].update(modes=["rlhf"]), "config['posttrain']['modes'][0]"),
+    (lambda c: c["extrapolation"].update(checkpoints=["w16-l1-d1"]),
+     "config['extrapolation']['checkpoints'][0]: no checkpoint 'w16-l1-d1'; the grid and imported checkpoints are w16"),
+    (lambda c: c.update(validation={"c_train": -1}), "config['validation']['c_train']"),
 ]
 
 

@@ -1,6 +1,7 @@
 """The Snakemake workflow: a smoke run end to end, then exact job counts of dry runs for each kind of change
 (DESIGN.md §4.2's incremental contract), the paper-scale DAG, the SLURM profile, lint and formatting."""
 
+import json
 import os
 import re
 import shutil
@@ -63,23 +64,86 @@ def smoke(tmp_path_factory):
 
 
 SMOKE_TASKS, SMOKE_LAWS, SMOKE_CELLS = 2, 3, 9
-DOWNSTREAM_OF_ONE_TASK = {"collect": 1, "fit": 3, "frontier": 3, "plot_fit": 3, "plot_frontier": 1}
-MACRO = {"macro_frontier": 3, "plot_macro_frontier": 1, "all": 1}
+SMOKE_MODES, SMOKE_POSTTRAINED = 2, 1  # FT and SFT, on the knowledge task only
+LAWS = ("chinchilla", "approach1", "approach2")
+# Macro outputs: every task feeds them, so any change to one task re-runs them all.
+MACRO = {"macro_frontier": 3, "plot_macro_frontier": 1, "plot_macro_isoflops": 1, "table1": 1,
+         "parameter_table": 1, "extrapolation_summary": 1, "posttrain_compare": 1, "all": 1}
+
+
+def per_task(tasks, posttrained=0, new_posttrainings=0, laws=SMOKE_LAWS):
+    """The jobs downstream of `tasks` tasks' observations: refits, frontiers, plots and extrapolation; for the
+    `posttrained` of them that are post-trained, the FT/SFT refits, plus `new_posttrainings` new
+    checkpoint x task post-trainings and their evaluations (per mode)."""
+    counts = {"collect": tasks, "fit": tasks * laws, "frontier": tasks * laws, "plot_fit": tasks * laws,
+              "plot_frontier": tasks, "plot_isoflops": tasks, "extrapolate": tasks}
+    if posttrained:
+        counts.update(posttrain_collect=posttrained * SMOKE_MODES, posttrain_fit=posttrained * laws * SMOKE_MODES,
+                      posttrain_frontier=posttrained * laws * SMOKE_MODES)
+    if new_posttrainings:
+        counts.update(posttrain=new_posttrainings * SMOKE_MODES, posttrain_evaluate=new_posttrainings * SMOKE_MODES)
+    return counts
 
 
 def test_smoke_run_produces_every_output(smoke):
     for task in ("knowledge", "arithmetic"):
         obs = pd.read_parquet(smoke / f"results/tasks/{task}/observations.parquet")
         assert obs["checkpoint"].nunique() == SMOKE_CELLS
-        for law in ("chinchilla", "approach1", "approach2"):
+        for law in LAWS:
             assert (smoke / f"results/tasks/{task}/fits/{law}.json").stat().st_size > 0
             frontier = pd.read_csv(smoke / f"results/tasks/{task}/frontier/{law}.csv")
             assert len(frontier) > 0
-            assert (smoke / f"results/tasks/{task}/plots/fit_{law}.png").stat().st_size > 0
+            for mode in ("ft", "sft") if task == "knowledge" else ():
+                assert len(pd.read_csv(smoke / f"results/posttrain/{mode}/tasks/{task}/frontier/{law}.csv")) > 0
+        for figure in [f"fit_{law}" for law in LAWS] + ["frontier", "isoflops"]:
+            assert_figure(smoke / f"results/tasks/{task}/plots/{figure}.png")
+    for figure in ("macro/plots/frontier", "macro/plots/isoflops", "plots/checkpoint_grid",
+                   "extrapolation/predicted_vs_measured", "posttrain/plots/frontiers"):
+        assert_figure(smoke / f"results/{figure}.png")
+    for table in ("tables/table1", "tables/parameters", "extrapolation/summary", "posttrain/comparison"):
+        assert len(pd.read_csv(smoke / f"results/{table}.csv")) > 0
+        assert (smoke / f"results/{table}.md").read_text().count("|") > 10
     assert (smoke / "results/pretrain/chinchilla.json").exists()
-    assert (smoke / "results/macro/plots/frontier.png").exists()
     for log in (smoke / "logs").rglob("*.log"):
         assert log.stat().st_size > 0, f"empty log {log}"
+
+
+def assert_figure(path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG" and min(image.size) > 200, path
+    assert path.with_suffix(".pdf").read_bytes().startswith(b"%PDF"), path
+
+
+def test_tables_copy_the_frontier_csvs_exactly(smoke):
+    table = pd.read_csv(smoke / "results/tables/table1.csv")
+    config = yaml.safe_load((smoke / "configs/smoke.yaml").read_text())
+    c_train = max(config["grid"]["isoflops"])
+    assert set(table["task"]) == {"knowledge", "arithmetic"}
+    for task, rows in table.groupby("task"):
+        for law in ("approach1", "approach2"):
+            frontier = pd.read_csv(smoke / f"results/tasks/{task}/frontier/{law}.csv")
+            row = frontier[(frontier["problem"] == "P1") & (frontier["c_inf"] == 2e9)
+                           & (abs(frontier["c_train"] / c_train - 1) < 1e-9)]
+            assert len(row) == 1, f"{task} {law}: the frontier lacks the grid budget {c_train:g}"
+            for column in ("N_star", "tokens_per_param", "k_star", "predicted_metric"):
+                assert (rows[f"{law}_{column}"] == row[column].iloc[0]).all(), (task, law, column)
+            assert (rows["chinchilla_N"] == row["chinchilla_N"].iloc[0]).all()
+    compare = pd.read_csv(smoke / "results/posttrain/comparison.csv")
+    for _, row in compare.iterrows():
+        path = (f"results/tasks/{row['task']}/frontier/{row['approach']}.csv" if row["variant"] == "base" else
+                f"results/posttrain/{row['variant']}/tasks/{row['task']}/frontier/{row['approach']}.csv")
+        frontier = pd.read_csv(smoke / path)
+        match = frontier[(frontier["problem"] == "P1") & (frontier["c_inf"] == row["c_inf"])
+                         & (frontier["c_train"] == row["c_train"])]
+        assert len(match) == 1 and match["tokens_per_param"].iloc[0] == row["tokens_per_param"], path
+    params = pd.read_csv(smoke / "results/tables/parameters.csv")
+    fit = json.loads((smoke / "results/tasks/knowledge/fits/approach1.json").read_text())
+    for name, value in fit["params"].items():
+        got = params[(params["task"] == "knowledge") & (params["law"] == "approach1")
+                     & (params["parameter"] == name)]["value"]
+        assert got.iloc[0] == value, name
 
 
 def test_nothing_changed_schedules_nothing(smoke):
@@ -90,15 +154,18 @@ def test_adding_a_cell_schedules_its_training_evaluations_and_downstream(smoke):
     config = write_config(smoke, "cell", lambda c: c["grid"].setdefault("extra_cells", []).append(
         {"width": 32, "depth": 1, "tokens": 20000}))
     assert job_counts(smoke, config) == {
-        "train": 1, "evaluate": SMOKE_TASKS, "collect": SMOKE_TASKS, "fit": SMOKE_TASKS * SMOKE_LAWS,
-        "frontier": SMOKE_TASKS * SMOKE_LAWS, "plot_fit": SMOKE_TASKS * SMOKE_LAWS, "plot_frontier": SMOKE_TASKS,
-        "pretrain_losses": 1, "pretrain_fit": 1, **MACRO,
+        "train": 1, "evaluate": SMOKE_TASKS, **per_task(SMOKE_TASKS, SMOKE_POSTTRAINED, SMOKE_POSTTRAINED),
+        "pretrain_losses": 1, "pretrain_fit": 1, "plot_grid": 1, **MACRO,
     }
 
 
 def test_adding_a_task_schedules_only_that_task(smoke):
     config = write_config(smoke, "task", lambda c: c["tasks"].update(spatial={"kind": "spatial"}))
-    assert job_counts(smoke, config) == {"task_table": 1, "evaluate": SMOKE_CELLS, **DOWNSTREAM_OF_ONE_TASK, **MACRO}
+    assert job_counts(smoke, config) == {
+        "task_table": 1, "task_train_table": 1, "evaluate": SMOKE_CELLS,
+        **per_task(1), **{rule: n for rule, n in MACRO.items() if rule != "posttrain_compare"},
+        # the new task is not among posttrain.tasks: nothing of post-training re-runs
+    }
 
 
 def test_changing_a_fit_option_refits_only_the_laws_that_read_it(smoke):
@@ -106,7 +173,8 @@ def test_changing_a_fit_option_refits_only_the_laws_that_read_it(smoke):
     refit = SMOKE_TASKS * 2  # approach1 and approach2 read `restarts`; chinchilla does not
     assert job_counts(smoke, config) == {
         "fit": refit, "frontier": refit, "plot_fit": refit, "plot_frontier": SMOKE_TASKS,
-        "macro_frontier": 2, "plot_macro_frontier": 1, "all": 1,
+        "plot_isoflops": SMOKE_TASKS, "extrapolate": SMOKE_TASKS, "posttrain_fit": 2 * SMOKE_POSTTRAINED * SMOKE_MODES,
+        "posttrain_frontier": 2 * SMOKE_POSTTRAINED * SMOKE_MODES, **MACRO, "macro_frontier": 2,
     }
 
 
@@ -115,10 +183,9 @@ def test_editing_fit_code_refits_without_training_or_evaluating(smoke):
     original, stat = path.read_text(), path.stat()
     try:
         path.write_text(original + "\n# an edit\n")
-        assert job_counts(smoke, "configs/smoke.yaml") == {
-            "fit": SMOKE_TASKS * SMOKE_LAWS, "pretrain_fit": 1, "frontier": SMOKE_TASKS * SMOKE_LAWS,
-            "plot_fit": SMOKE_TASKS * SMOKE_LAWS, "plot_frontier": SMOKE_TASKS, **MACRO,
-        }
+        counts = per_task(SMOKE_TASKS, SMOKE_POSTTRAINED)
+        del counts["collect"], counts["posttrain_collect"]
+        assert job_counts(smoke, "configs/smoke.yaml") == {**counts, "pretrain_fit": 1, **MACRO}
     finally:
         path.write_text(original)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
@@ -131,10 +198,34 @@ def test_adding_an_imported_checkpoint_enters_at_evaluation(smoke):
     config = write_config(smoke, "imported", lambda c: c.update(
         imported_checkpoints=[{"name": "tiny-import", "path": str(imported), "N": 30000, "D": 50000}]))
     assert job_counts(smoke, config) == {
-        "evaluate": SMOKE_TASKS, "collect": SMOKE_TASKS, "fit": SMOKE_TASKS * SMOKE_LAWS,
-        "frontier": SMOKE_TASKS * SMOKE_LAWS, "plot_fit": SMOKE_TASKS * SMOKE_LAWS, "plot_frontier": SMOKE_TASKS,
+        "evaluate": SMOKE_TASKS, **per_task(SMOKE_TASKS, SMOKE_POSTTRAINED, SMOKE_POSTTRAINED), "plot_grid": 1,
         **MACRO,
     }
+
+
+def test_report_collects_every_figure_and_table(smoke):
+    snakemake(smoke, "--configfile", "configs/smoke.yaml", "--report", "report.html")
+    html = (smoke / "report.html").read_text(errors="replace")
+    for name in ("isoflops.png", "checkpoint_grid.png", "table1.csv", "parameters.csv", "summary.csv",
+                 "comparison.csv", "fit_approach2.png"):
+        assert name in html, name
+
+
+def test_validate_stage_trains_and_measures_the_predicted_optimal_cells(smoke):
+    dry = snakemake(smoke, "-n", "--configfile", "configs/smoke.yaml", "validate")
+    assert "validation_plan" in dry.stdout + dry.stderr
+    snakemake(smoke, "--cores", "2", "--configfile", "configs/smoke.yaml", "validate")
+    plan = json.loads((smoke / "results/validate/plan.json").read_text())
+    assert {role["role"] for role in plan["roles"]} == {"approach1", "approach2", "chinchilla"}
+    table = pd.read_csv(smoke / "results/validate/table.csv")
+    for role in plan["roles"]:
+        assert (smoke / "results/checkpoints" / role["cell"] / "t2_meta.json").exists()
+        for task in ("knowledge", "arithmetic"):
+            assert (smoke / f"results/eval/{task}/{role['cell']}.parquet").exists()
+    assert table["measured_pass_at_k"].between(0, 1).all() and table["measured_pass_at_k"].notna().all()
+    assert (smoke / "results/validate/table.md").exists()
+    # The stage leaves the base DAG untouched: the default target still has nothing to do.
+    assert job_counts(smoke, "configs/smoke.yaml") == {}
 
 
 def test_paper_scale_dry_run_is_fast_and_complete(tmp_path):
@@ -148,7 +239,9 @@ def test_paper_scale_dry_run_is_fast_and_complete(tmp_path):
     counts = {r: int(n) for r, n in re.findall(r"^(\w+)\s+(\d+)\s*$", table, flags=re.M)}
     assert counts["train"] == 109
     assert counts["evaluate"] == 109 * 8
-    assert seconds <= 10, f"paper-scale dry run took {seconds:.1f} s"
+    assert counts["posttrain"] == counts["posttrain_evaluate"] == 109 * 7 * 2  # FT and SFT, 7 tasks with a train split
+    # ~4,300 jobs; about 8 s on an idle 2-core machine, nearly all of it Snakemake's own DAG construction
+    assert seconds <= 15, f"paper-scale dry run took {seconds:.1f} s"
 
 
 def test_slurm_profile_gives_train_jobs_a_gpu(tmp_path):

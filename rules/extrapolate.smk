@@ -1,0 +1,44 @@
+rule extrapolate:
+    input:
+        observations="results/tasks/{task}/observations.parquet",
+        library=library("extrapolate"),
+    output:
+        "results/tasks/{task}/extrapolation.csv",
+    log:
+        "logs/extrapolate/{task}.log",
+    benchmark:
+        "benchmarks_out/extrapolate/{task}.tsv"
+    conda:
+        "../envs/fit.yaml"
+    params:
+        extrapolation=settings(EXTRAPOLATION),
+        options=lambda wildcards: fit_options(wildcards, law="approach2"),
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/extrapolate.py"
+
+
+rule extrapolation_summary:
+    input:
+        tables=expand("results/tasks/{task}/extrapolation.csv", task=list(TASKS)),
+        library=library("extrapolate") + library("tables") + library("plots"),
+    output:
+        csv=report(
+            "results/extrapolation/summary.csv",
+            caption="../report/extrapolation.rst",
+            category="validation",
+            labels={"table": "extrapolation error"},
+        ),
+        markdown="results/extrapolation/summary.md",
+        plot=report(
+            "results/extrapolation/predicted_vs_measured.png",
+            caption="../report/extrapolation.rst",
+            category="validation",
+            labels={"figure": "extrapolation: predicted vs measured"},
+        ),
+    log:
+        "logs/extrapolate/summary.log",
+    conda:
+        "../envs/fit.yaml"
+    script:
+        "../workflow_scripts/extrapolation_summary.py"

@@ -1,0 +1,115 @@
+# Post-training (DESIGN.md §2.7): every checkpoint fine-tuned on each task's train split (FT or SFT), then the
+# base pipeline's evaluate -> collect -> fit -> frontier rules again under results/posttrain/{mode}/.
+
+
+use rule task_table as task_train_table with:
+    output:
+        "results/tasks/{task}/train.parquet",
+    log:
+        "logs/task_table/{task}.train.log",
+    params:
+        task=lambda wildcards: settings(TASKS[wildcards.task]),
+        split="train",
+
+
+rule posttrain:
+    input:
+        checkpoint=posttrain_checkpoint,
+        train="results/tasks/{task}/train.parquet",
+        library=library("posttrain"),
+    output:
+        directory("results/posttrain/{mode}/checkpoints/{task}/{cell}"),
+    log:
+        "logs/posttrain/{mode}/{task}/{cell}.log",
+    benchmark:
+        "benchmarks_out/posttrain/{mode}/{task}/{cell}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        gpu=min(1, config["training"]["gpus"]),
+        runtime=60,
+    params:
+        posttrain=settings(config["posttrain"]),
+        device=config["training"]["device"],
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/posttrain.py"
+
+
+use rule evaluate as posttrain_evaluate with:
+    input:
+        checkpoint="results/posttrain/{mode}/checkpoints/{task}/{cell}",
+        questions="results/tasks/{task}/questions.parquet",
+        library=library("evaluate"),
+    output:
+        "results/posttrain/{mode}/eval/{task}/{cell}.parquet",
+    log:
+        "logs/posttrain/{mode}/evaluate/{task}/{cell}.log",
+    benchmark:
+        "benchmarks_out/posttrain/{mode}/evaluate/{task}/{cell}.tsv"
+    params:
+        checkpoint=lambda wildcards, input: input.checkpoint,
+
+
+use rule collect as posttrain_collect with:
+    input:
+        evals=posttrain_evals,
+        imported=[],
+        library=library("collect"),
+    output:
+        "results/posttrain/{mode}/tasks/{task}/observations.parquet",
+    log:
+        "logs/posttrain/{mode}/collect/{task}.log",
+
+
+use rule fit as posttrain_fit with:
+    input:
+        observations="results/posttrain/{mode}/tasks/{task}/observations.parquet",
+        library=library("fit"),
+    output:
+        "results/posttrain/{mode}/tasks/{task}/fits/{law}.json",
+    log:
+        "logs/posttrain/{mode}/fit/{task}/{law}.log",
+    benchmark:
+        "benchmarks_out/posttrain/{mode}/fit/{task}/{law}.tsv"
+
+
+use rule frontier as posttrain_frontier with:
+    input:
+        fit="results/posttrain/{mode}/tasks/{task}/fits/{law}.json",
+        library=library("frontier"),
+    output:
+        "results/posttrain/{mode}/tasks/{task}/frontier/{law}.csv",
+    log:
+        "logs/posttrain/{mode}/frontier/{task}/{law}.log",
+
+
+rule posttrain_compare:
+    input:
+        unpack(posttrain_frontiers),
+        library=library("tables") + library("plots"),
+    output:
+        csv=report(
+            "results/posttrain/comparison.csv",
+            caption="../report/posttrain.rst",
+            category="post-training",
+            labels={"table": "base vs FT vs SFT"},
+        ),
+        markdown="results/posttrain/comparison.md",
+        plot=report(
+            "results/posttrain/plots/frontiers.png",
+            caption="../report/posttrain.rst",
+            category="post-training",
+            labels={"figure": "base vs FT vs SFT frontiers"},
+        ),
+    log:
+        "logs/posttrain/compare.log",
+    conda:
+        "../envs/fit.yaml"
+    params:
+        variants=["base", *POSTTRAIN_MODES],
+        c_train=config["posttrain"]["compare_c_train"],
+        c_inf=config["plots"]["c_inf"],
+    script:
+        "../workflow_scripts/posttrain_compare.py"

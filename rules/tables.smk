@@ -1,0 +1,45 @@
+rule table1:
+    input:
+        observations=all_observations(),
+        frontiers=all_frontiers(),
+        library=library("tables"),
+    output:
+        csv=report(
+            "results/tables/table1.csv",
+            caption="../report/table1.rst",
+            category="experiment",
+            labels={"table": "Table 1: overtrained vs Chinchilla-optimal"},
+        ),
+        markdown="results/tables/table1.md",
+    log:
+        "logs/tables/table1.log",
+    conda:
+        "../envs/fit.yaml"
+    params:
+        tasks=list(TASKS),
+        laws=LAWS,
+        c_train=max(LEVELS) if LEVELS else None,
+        checkpoints=LEVELS[max(LEVELS)] if LEVELS else [],
+        c_inf=config["plots"]["c_inf"],
+    script:
+        "../workflow_scripts/table1.py"
+
+
+rule parameter_table:
+    input:
+        fits=all_fit_files(),
+        library=library("tables"),
+    output:
+        csv=report(
+            "results/tables/parameters.csv",
+            caption="../report/parameters.rst",
+            category="experiment",
+            labels={"table": "fitted parameters"},
+        ),
+        markdown="results/tables/parameters.md",
+    log:
+        "logs/tables/parameters.log",
+    conda:
+        "../envs/fit.yaml"
+    script:
+        "../workflow_scripts/parameter_table.py"

@@ -1,0 +1,54 @@
+# Closing the loop (DESIGN.md §2.7): `snakemake validate` trains the T²-optimal and Chinchilla-optimal cells
+# at one budget and compares measured with predicted. Which cells those are depends on the fits, so the stage
+# is a Snakemake checkpoint kept out of the default target: base dry runs stay exact.
+
+
+checkpoint validation_plan:
+    input:
+        fits=all_fit_files(),
+        library=library("validate"),
+    output:
+        "results/validate/plan.json",
+    log:
+        "logs/validate/plan.log",
+    conda:
+        "../envs/fit.yaml"
+    params:
+        tasks=list(TASKS),
+        laws=LAWS,
+        c_train=validation_c_train(),
+        c_inf=config["validation"]["c_inf"] or config["plots"]["c_inf"],
+    script:
+        "../workflow_scripts/validation_plan.py"
+
+
+rule validation_table:
+    input:
+        plan="results/validate/plan.json",
+        evals=validation_evals,
+        fits=all_fit_files(),
+        library=library("validate") + library("tables"),
+    output:
+        csv=report(
+            "results/validate/table.csv",
+            caption="../report/validate.rst",
+            category="validation",
+            labels={"table": "predicted-optimal cells, measured"},
+        ),
+        markdown="results/validate/table.md",
+    log:
+        "logs/validate/table.log",
+    conda:
+        "../envs/fit.yaml"
+    params:
+        tasks=list(TASKS),
+        laws=LAWS,
+        cells=validation_cells,
+    script:
+        "../workflow_scripts/validation_table.py"
+
+
+rule validate:
+    input:
+        "results/validate/table.csv",
+    localrule: True

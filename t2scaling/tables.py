@@ -1,0 +1,347 @@
+"""Tables a researcher would put in a paper (DESIGN.md §2.7): measured vs planned (paper Table 1), fitted
+parameters, and frontiers across post-training variants (paper Table 2). CSV keeps full precision; the Markdown
+beside it is for reading (3–4 significant digits, units from t2scaling.units).
+
+Frontier numbers are copied verbatim from the frontier CSVs (floats parsed round-trip exactly), so a table
+never disagrees with the planner's output in the last digit.
+"""
+
+import math
+import os
+
+import numpy as np
+import pandas as pd
+
+from t2scaling import observations as obs_mod
+from t2scaling.atomic import atomic_file
+from t2scaling.passk import pass_at_k_exact, pass_at_k_unbiased
+from t2scaling.units import format_count, format_number, format_sci
+
+# Which law's row supplies the Chinchilla-optimal baseline when several frontier tables are given: the Chinchilla
+# fit itself, else Approach 2 (its stage 1 is Chinchilla on the task NLL), else Approach 1 (its k = 1 form).
+CHINCHILLA_PREFERENCE = ("chinchilla", "approach2", "approach1")
+FRONTIER_COPIED = ("N_star", "tokens_per_param", "k_star", "predicted_metric")
+BUDGET_RTOL = 1e-9  # a frontier row "is" a requested budget within this relative tolerance
+# pandas >= 3 parses floats round-trip exactly (and deprecates the option); older pandas needs it asked for.
+EXACT_FLOATS = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+
+
+# ------------------------------------------------------------------------------------------------ writing
+
+def _num(x, digits=3):
+    """A plain number at `digits` significant digits; 1e5 and above in scientific notation (3.9e6, not 3,875,684)."""
+    return format_sci(x, digits) if math.isfinite(x) and abs(x) >= 1e5 else format_number(x, digits)
+
+
+def _cell(column, value, digits=3):
+    """One Markdown cell: counts as 1.23M, FLOPs as 1.2e18, other numbers at `digits` significant digits."""
+    if value is None or (isinstance(value, str) and value == ""):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}" if abs(int(value)) >= 10_000 else str(int(value))
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if math.isnan(value):
+            return ""
+        name = column.split("_")
+        if column.startswith(("c_", "C_")) or "flops" in column.lower():
+            return format_sci(value, digits)
+        if "N" in name or "D" in name:  # N, D, N_star, chinchilla_N, approach2_N_star, ...
+            return format_count(value, digits)
+        return _num(value, digits)
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(frame, title=None, digits=3, right=None):
+    """A pipe table of `frame` (numeric columns, or those named in `right`, right-aligned), with an optional
+    '## title' heading."""
+    header = [str(c) for c in frame.columns]
+    numeric = [c in right if right is not None else
+               pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+               for c in frame.columns]
+    rows = [[_cell(str(c), v, digits) for c, v in zip(frame.columns, values)]
+            for values in frame.itertuples(index=False)]
+    lines = [f"## {title}", ""] if title else []
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join("---:" if n else ":---" for n in numeric) + "|")
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(frame, csv_path, md_path=None, title=None):
+    """Write `frame` as CSV (full precision, blank for missing) and, if md_path, as Markdown; both atomically."""
+    with atomic_file(csv_path) as tmp:
+        frame.to_csv(tmp, index=False)
+    if md_path:
+        with atomic_file(md_path) as tmp, open(tmp, "w") as fh:
+            fh.write(markdown(frame, title))
+
+
+def read_frontier(path):
+    """A frontier CSV with its floats exactly as written."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: frontier table not found; run `t2scaling frontier` (or the frontier rule)")
+    table = pd.read_csv(path, **EXACT_FLOATS)
+    missing = [c for c in ("task", "approach", "problem", "c_train", "c_inf", "N_star") if c not in table]
+    if missing:
+        raise ValueError(f"{path}: not a frontier table (missing columns {missing}); write it with frontier.write_csv")
+    return table
+
+
+def _at_budget(table, path, column, value, what):
+    """Rows of `table` whose `column` equals `value` within BUDGET_RTOL; error listing the values it has."""
+    hit = table[np.isclose(table[column].to_numpy(float), value, rtol=BUDGET_RTOL, atol=0.0)]
+    if hit.empty:
+        have = ", ".join(f"{v:.6g}" for v in sorted(table[column].dropna().unique()))
+        raise ValueError(f"{path}: no {what} row at {column} = {value:.6g}; it has {column} = [{have}]. "
+                         f"Re-run the frontier with {column} including {value:.6g}")
+    return hit
+
+
+# ------------------------------------------------------------------------------------------ measured pass@k
+
+def measured_at_k(obs, names, k, metric="accuracy", source="auto", missing="raise"):
+    """Measured metric of checkpoints `names` at their own real-valued k (array aligned with names).
+
+    metric "accuracy": mean pass@k; "loss": task loss, mean_i[-log pass@k_i] from likelihoods, else -log(mean
+    pass@k) (as Approach 1 is fitted, DESIGN.md §2.4). Sources as observations.choose_source: exact pass@k from
+    p = exp(-nll) at k itself; the unbiased estimator from (n, c) at k rounded down; aggregated tables only at a
+    k they hold. Returns a frame indexed by checkpoint: N, D, k, k_used, value, estimator. missing="drop" leaves
+    out checkpoints whose value cannot be measured (absent from the table, k < 1, k not in an aggregated table)
+    and lists them in `frame.attrs["dropped"]`; "raise" stops with an error naming the file and the checkpoint.
+    """
+    obs = obs_mod.read_table(obs) if isinstance(obs, (str, os.PathLike)) else obs
+    source = obs_mod.choose_source(obs, source)
+    ckpts = obs_mod.checkpoints(obs)
+    names = [str(n) for n in names]
+    k = np.broadcast_to(np.asarray(k, dtype=float), (len(names),)).copy()
+    why = {}
+    for name, kk in zip(names, k):
+        if name not in ckpts.index:
+            why[name] = "is not in the table"
+        elif not kk >= 1:
+            why[name] = f"has k = {kk:.3g} < 1 (cannot serve one sample within the inference budget)"
+    if source == "samples":
+        fewest = obs.frame.groupby("checkpoint")["n_samples"].min()
+        for name, kk in zip(names, k):
+            if name not in why and np.floor(kk * (1.0 + 1e-12)) > fewest[name]:
+                why[name] = (f"needs k = {np.floor(kk * (1.0 + 1e-12)):g} samples but has n_samples = "
+                             f"{fewest[name]} (draw more samples)")
+    if source == "aggregated":
+        for name, kk in zip(names, k):
+            have = obs.frame.loc[obs.frame["checkpoint"] == name, "k"].to_numpy(float)
+            if name not in why and not np.isclose(have, kk, rtol=BUDGET_RTOL, atol=0).any():
+                listed = ", ".join(f"{v:g}" for v in sorted(have))
+                why[name] = f"has no pass_at_k row at k = {kk:.6g} (aggregated table; it has k = {listed})"
+    if why and missing == "raise":
+        name, text = next(iter(why.items()))
+        raise ValueError(f"{obs.path}: checkpoint {name!r} {text}; fix the checkpoint list or the observations")
+    keep = [i for i, name in enumerate(names) if name not in why]
+    names, k = [names[i] for i in keep], k[keep]
+    out = pd.DataFrame({"N": ckpts.loc[names, "N"].to_numpy(float), "D": ckpts.loc[names, "D"].to_numpy(float),
+                        "k": k}, index=pd.Index(names, name="checkpoint"))
+    out.attrs["dropped"] = why
+    rows = ckpts.index.get_indexer(names)
+    if source == "p":
+        _, p = obs_mod.question_matrix(obs, "p")
+        per_question = pass_at_k_exact(p[rows], k[:, None])
+        out["k_used"], out["estimator"] = k, "exact pass@k from per-question nll"
+        out["value"] = per_question.mean(axis=1) if metric == "accuracy" else -np.log(per_question).mean(axis=1)
+        return out
+    if source == "samples":
+        _, n = obs_mod.question_matrix(obs, "n_samples")
+        _, c = obs_mod.question_matrix(obs, "n_correct")
+        k_used = np.floor(k * (1.0 + 1e-12))  # k = 3 computed as 2.9999999999999996 is still 3
+        acc = np.array([pass_at_k_unbiased(n[r], c[r], kk).mean() for r, kk in zip(rows, k_used)])
+        out["k_used"], out["estimator"] = k_used, "unbiased pass@k from n samples, k rounded down"
+    else:
+        frame = obs.frame
+        acc = np.array([frame.loc[(frame["checkpoint"] == name)
+                                  & np.isclose(frame["k"], kk, rtol=BUDGET_RTOL, atol=0), "pass_at_k"].iloc[0]
+                        for name, kk in zip(names, k)])
+        out["k_used"], out["estimator"] = k, "aggregated pass@k from the table"
+    if metric == "loss" and np.any(acc <= 0):
+        name = names[int(np.flatnonzero(acc <= 0)[0])]
+        raise ValueError(f"{obs.path}: checkpoint {name!r} solves no question, so its task loss -log pass@k is "
+                         "infinite; drop the checkpoint or draw more samples")
+    out["value"] = acc if metric == "accuracy" else -np.log(acc)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- paper Table 1
+
+def _frontier_rows(frontier_csvs, task, c_train, c_inf):
+    """{approach: the P1 row at (task, c_train, c_inf)} over the frontier CSVs, exact budgets required."""
+    rows = {}
+    for path in frontier_csvs:
+        table = read_frontier(path)
+        table = table[table["problem"] == "P1"]
+        if task not in set(table["task"]):
+            raise ValueError(f"{path}: no P1 rows for task {task!r} (tasks: {sorted(set(table['task']))}); "
+                             "pass that task's frontier tables")
+        table = _at_budget(table[table["task"] == task], path, "c_inf", c_inf, "P1")
+        table = _at_budget(table, path, "c_train", c_train, "P1")
+        for approach, row in table.groupby("approach"):
+            if approach in rows:
+                raise ValueError(f"{path}: a second frontier row for ({task}, {approach}) at c_train = "
+                                 f"{c_train:.6g}, c_inf = {c_inf:.6g}; pass each approach's table once")
+            rows[approach] = row.iloc[0]
+    return rows
+
+
+def table1(task, observations, frontier_csvs, checkpoints, c_train, c_inf):
+    """Paper Table 1 for one task: the Chinchilla-optimal and the best overtrained checkpoint at budget c_train
+    (FLOPs), compared by measured inference-corrected pass@k at k = c_inf/(2N) (c_inf FLOPs per served token).
+
+    checkpoints: the names trained at (about) c_train; the Chinchilla-optimal one is the candidate closest in
+    log N to the frontier's chinchilla_N, the best overtrained one the candidate with the highest measured pass@k
+    among those with more tokens/param. Frontier columns are copied verbatim from the P1 rows at exactly
+    (c_train, c_inf). Returns one row per role; `gain` = the row's measured pass@k minus the Chinchilla-optimal's.
+    """
+    if not len(checkpoints):
+        raise ValueError(f"table1 {task}: no candidate checkpoints at c_train = {c_train:.6g}; list the cells of "
+                         "the largest isoFLOP level")
+    rows = _frontier_rows(frontier_csvs, task, c_train, c_inf)
+    ref = next((a for a in CHINCHILLA_PREFERENCE if a in rows), None) or sorted(rows)[0]
+    frontier_cols = {"chinchilla_from": ref, "chinchilla_N": rows[ref]["chinchilla_N"],
+                     "chinchilla_tokens_per_param": rows[ref]["chinchilla_tokens_per_param"]}
+    for approach in sorted(a for a in rows if a != "chinchilla"):
+        for column in FRONTIER_COPIED:
+            frontier_cols[f"{approach}_{column}"] = rows[approach][column]
+
+    obs = obs_mod.read_table(observations) if isinstance(observations, (str, os.PathLike)) else observations
+    sizes = obs_mod.checkpoints(obs)
+    absent = [str(n) for n in checkpoints if str(n) not in sizes.index]
+    if absent:
+        raise ValueError(f"{obs.path}: candidate checkpoints {absent} are not in the observations of task {task!r}; "
+                         "evaluate them or drop them from the candidates")
+    N = sizes.loc[[str(n) for n in checkpoints], "N"].to_numpy(float)
+    measured = measured_at_k(obs, checkpoints, c_inf / (2.0 * N), missing="drop")
+    cand = sizes.loc[[str(n) for n in checkpoints], ["N", "D"]].copy()
+    cand["k"] = c_inf / (2.0 * cand["N"])
+    cand = cand.join(measured[["k_used", "estimator", "value"]])
+    cand["tokens_per_param"] = cand["D"] / cand["N"]
+
+    chin = cand.index[np.argmin(np.abs(np.log(cand["N"].to_numpy()) - np.log(frontier_cols["chinchilla_N"])))]
+    pool = cand[(cand["tokens_per_param"] > cand.loc[chin, "tokens_per_param"]) & cand["value"].notna()]
+    best = pool["value"].idxmax() if len(pool) else None
+
+    def row(role, name, note=""):
+        out = {"task": task, "role": role, "checkpoint": name or ""}
+        c = cand.loc[name] if name is not None else pd.Series(np.nan, index=cand.columns)
+        out.update(N=c["N"], D=c["D"], tokens_per_param=c["tokens_per_param"], c_train=float(c_train),
+                   c_train_actual=6.0 * c["N"] * c["D"], c_inf=float(c_inf), k=c["k"], k_used=c["k_used"],
+                   estimator=c["estimator"] if name is not None else "", measured_pass_at_k=c["value"])
+        if name is not None and name in measured.attrs["dropped"]:
+            note = f"not measured: checkpoint {measured.attrs['dropped'][name]}"
+        out["gain"] = c["value"] - cand.loc[chin, "value"]
+        return {**out, **frontier_cols, "note": note}
+
+    return pd.DataFrame([
+        row("chinchilla_optimal", chin, f"closest in log N to chinchilla_N of the {ref} frontier"),
+        row("best_overtrained", best, "" if best is not None else
+            "no candidate with more tokens/param than the Chinchilla-optimal checkpoint (and a measured pass@k)"),
+    ])
+
+
+# ---------------------------------------------------------------------------------------- fitted parameters
+
+def parameter_table(fits):
+    """Long table of fitted parameters and derived quantities (e.g. n_star_exponent) with bootstrap intervals.
+
+    Columns task, law, parameter, value, lo, hi, r2, n_points, converged. lo/hi are the fit's bootstrap
+    percentiles; they are missing (blank in CSV) only for a fit without bootstrap, never for one with it.
+    """
+    rows = []
+    for fit in fits:
+        values = {**fit.params, **fit.derived}
+        if fit.bootstrap_params or fit.intervals:
+            lacking = [p for p in values if p not in fit.intervals]
+            if lacking:
+                raise ValueError(f"fit {fit.task or '?'}/{fit.law}: bootstrap replicates but no intervals for "
+                                 f"{lacking}; refit with bootstrap so every parameter has an interval")
+        for name, value in values.items():
+            lo, hi = fit.intervals.get(name, (np.nan, np.nan))
+            rows.append(dict(task=fit.task, law=fit.law, parameter=name, value=float(value), lo=float(lo),
+                             hi=float(hi), r2=float(fit.r2), n_points=int(fit.n_points),
+                             converged=bool(fit.converged)))
+    if not rows:
+        raise ValueError("parameter_table: no fits given; pass at least one fit")
+    return pd.DataFrame(rows)
+
+
+def parameter_markdown(frame, title=None, digits=4):
+    """Wide Markdown view of parameter_table: one row per (task, law), cells 'value [lo, hi]'."""
+    def cell(r):
+        value = _num(r["value"], digits)
+        if np.isnan(r["lo"]):
+            return value
+        return f"{value} [{_num(r['lo'], digits)}, {_num(r['hi'], digits)}]"
+
+    frame = frame.assign(cell=frame.apply(cell, axis=1))
+    keys = ["task", "law"]
+    wide = frame.pivot_table(index=keys, columns="parameter", values="cell", aggfunc="first", sort=False)
+    # Parameters in fit order; blank where a law lacks one.
+    wide = wide[list(dict.fromkeys(frame["parameter"]))].fillna("")
+    meta = frame.groupby(keys, sort=False)[["r2", "n_points", "converged"]].first()
+    meta["r2"] = meta["r2"].map(lambda v: format_number(v, digits))
+    meta["n_points"] = meta["n_points"].astype(str)
+    meta["converged"] = meta["converged"].map(lambda v: "yes" if v else "no")
+    return markdown(wide.join(meta).reset_index().astype(str), title, right=[*wide.columns, "r2", "n_points"])
+
+
+# ------------------------------------------------------------------------------------------- paper Table 2
+
+COMPARISON = ["N_star", "D_star", "k_star", "tokens_per_param", "predicted_metric", "chinchilla_tokens_per_param"]
+
+
+def frontier_comparison(frontiers, c_train, c_inf, base="base"):
+    """Paper Table 2: optimal allocation per post-training variant at budgets c_train (FLOPs) and c_inf.
+
+    frontiers: {variant: [frontier CSV, ...]}. For every variant, task, approach and requested budget, the P1 row
+    at exactly c_inf and at the c_train nearest in log (within 1 %; `c_train` is the one used,
+    `c_train_requested` the one asked). ratio_to_base = tokens_per_param / the `base` variant's (the first
+    variant if none is called `base`) at the same (task, approach, requested budget).
+    """
+    if not frontiers:
+        raise ValueError("frontier_comparison: no variants given; pass {variant: [frontier CSVs]}")
+    base = base if base in frontiers else next(iter(frontiers))
+    out = []
+    for variant, paths in frontiers.items():
+        if not len(paths):
+            raise ValueError(f"frontier_comparison: variant {variant!r} has no frontier tables")
+        for path in paths:
+            table = read_frontier(path)
+            table = table[table["problem"] == "P1"]
+            for ci in np.atleast_1d(np.asarray(c_inf, dtype=float)):
+                at_inf = _at_budget(table, path, "c_inf", ci, "P1")
+                for (task, approach), rows in at_inf.groupby(["task", "approach"], sort=False):
+                    have = rows["c_train"].to_numpy(float)
+                    for ct in np.atleast_1d(np.asarray(c_train, dtype=float)):
+                        i = int(np.argmin(np.abs(np.log(have / ct))))
+                        if abs(have[i] / ct - 1.0) > 0.01:
+                            listed = ", ".join(f"{v:.4g}" for v in np.sort(have))
+                            raise ValueError(f"{path}: ({task}, {approach}) has no P1 row within 1 % of c_train = "
+                                             f"{ct:.4g} at c_inf = {ci:.4g}; it has c_train = [{listed}]. Re-run the "
+                                             "frontier over a range that includes it")
+                        row = rows.iloc[i]
+                        out.append({"variant": variant, "task": task, "approach": approach, "c_train_requested": ct,
+                                    "c_train": row["c_train"], "c_inf": ci, "feasible": row["feasible"],
+                                    **{c: row[c] for c in COMPARISON}})
+    table = pd.DataFrame(out)
+    keys = ["task", "approach", "c_train_requested", "c_inf"]
+    ref = table[table["variant"] == base].set_index(keys)["tokens_per_param"]
+    if ref.index.duplicated().any():
+        raise ValueError(f"frontier_comparison: variant {base!r} has two frontier tables for the same task and "
+                         "approach; pass each once")
+    joined = table.join(ref.rename("base_tokens_per_param"), on=keys)
+    lacking = joined[joined["base_tokens_per_param"].isna() & joined["tokens_per_param"].notna()]
+    if len(lacking):
+        r = lacking.iloc[0]
+        raise ValueError(f"frontier_comparison: variant {r['variant']!r} has ({r['task']}, {r['approach']}) at "
+                         f"c_train = {r['c_train_requested']:.4g} but the {base!r} variant does not; add the "
+                         f"{base} frontier table of task {r['task']!r}")
+    table["ratio_to_base"] = joined["tokens_per_param"] / joined["base_tokens_per_param"]
+    return table

@@ -1,0 +1,176 @@
+"""Paper figures: every plot writes a valid PNG and PDF, and the numbers a figure marks are the planner's."""
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from t2scaling import frontier as fr
+from t2scaling import plots
+from t2scaling.fitresult import FitResult
+
+CHIN = dict(A=478.0, B=2143.0, E=1.817, alpha=0.347, beta=0.367)
+A1 = dict(CHIN, G=1.0, gamma=0.3)
+A2 = dict(CHIN, theta0=2.5, theta1=4.0, theta2=0.9, theta3=1.0, theta4=-0.2)
+C_INF = 2e9
+LEVELS = [(1e18, [0.25, 1.0, 4.0]), (1e19, [0.25, 1.0, 4.0])]  # model sizes as multiples of Chinchilla's N
+
+
+def fits(task, shift=1.0):
+    chin = dict(CHIN, E=CHIN["E"] * shift)
+    return {"chinchilla": FitResult(law="chinchilla", params=chin, task=task),
+            "approach1": FitResult(law="approach1", params=dict(A1, E=chin["E"]), task=task),
+            "approach2": FitResult(law="approach2", params=dict(A2, E=chin["E"]), task=task)}
+
+
+def grid(tmp_path, task="t", shift=1.0):
+    """Per-question observations on LEVELS; question i has nll = L(N, D)·(0.5 + 0.25 i) nats."""
+    levels, rows = [], []
+    for c_train, multiples in LEVELS:
+        n_chin = fr.Chinchilla.optimum(CHIN, c_train)[0]
+        names = []
+        for m in multiples:
+            N = float(np.round(m * n_chin, -3))
+            name = f"c{c_train:.0e}_x{m:g}"
+            loss = fits(task, shift)["chinchilla"].predict(N, c_train / (6 * N))
+            rows += [dict(checkpoint=name, N=N, D=c_train / (6 * N), question=f"q{i}",
+                          nll=float(loss) * (0.5 + 0.25 * i)) for i in range(4)]
+            names.append(name)
+        levels.append((c_train, names))
+    path = tmp_path / f"obs_{task}.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path), levels, pd.DataFrame(rows)
+
+
+def assert_figure(path):
+    with Image.open(path) as image:
+        image.verify()
+        assert image.format == "PNG"
+    with open(str(path)[:-4] + ".pdf", "rb") as fh:
+        assert fh.read(5) == b"%PDF-"
+
+
+def test_isoflop_markers_are_the_frontier_numbers(tmp_path):
+    path, levels, frame = grid(tmp_path)
+    task_fits = fits("t")
+    marks = plots.plot_isoflop_profiles({"t": (path, task_fits)}, levels, C_INF, tmp_path / "iso.png")
+    assert_figure(tmp_path / "iso.png")
+    c_train = [c for c, _ in levels]
+    chin = fr.frontier([task_fits["chinchilla"]], c_train=c_train, c_inf=[C_INF], bands=False)
+    for law in ("approach1", "approach2"):
+        table = fr.frontier([task_fits[law]], c_train=c_train, c_inf=[C_INF], bands=False)
+        mine = marks[marks["law"] == law]
+        optimum = mine[(mine["kind"] == "optimum") & (mine["row"] == "k = C_inf/(2N)")]
+        np.testing.assert_array_equal(optimum["N"], table["N_star"])
+        np.testing.assert_array_equal(optimum["metric"], table["predicted_metric"])
+        at_k1 = mine[(mine["kind"] == "optimum") & (mine["row"] == "k = 1")]
+        np.testing.assert_array_equal(at_k1["N"], table["chinchilla_N"])  # the law's own k = 1 optimum
+        for row in ("k = 1", "k = C_inf/(2N)"):
+            chinchilla = mine[(mine["kind"] == "chinchilla") & (mine["row"] == row)]
+            np.testing.assert_array_equal(chinchilla["N"], chin["chinchilla_N"])
+    # Measured points: exact pass@k at k = C_inf/(2N), by hand.
+    seen = marks[(marks["kind"] == "measured") & (marks["law"] == "approach2") & (marks["row"] == "k = C_inf/(2N)")]
+    # The 4x-Chinchilla model at 1e19 FLOPs has k = C_inf/(2N) < 1: it cannot serve a sample, so no point.
+    assert sorted(seen["checkpoint"]) == sorted(c for _, cells in levels for c in cells if c != "c1e+19_x4")
+    for _, point in seen.iterrows():
+        p = np.exp(-frame.loc[frame["checkpoint"] == point["checkpoint"], "nll"].to_numpy())
+        k = C_INF / (2 * point["N"])
+        assert point["k"] == k
+        assert point["metric"] == pytest.approx(np.mean(1 - (1 - p) ** k), rel=1e-12)
+    loss = marks[(marks["kind"] == "measured") & (marks["law"] == "approach1") & (marks["row"] == "k = 1")].iloc[0]
+    p = np.exp(-frame.loc[frame["checkpoint"] == loss["checkpoint"], "nll"].to_numpy())
+    assert loss["metric"] == pytest.approx(np.mean(-np.log(p)), rel=1e-12)  # task loss at k = 1 is the mean NLL
+
+
+def test_isoflop_macro_averages_tasks(tmp_path):
+    path_a, levels, frame_a = grid(tmp_path, "a")
+    path_b, _, frame_b = grid(tmp_path, "b", shift=1.1)
+    fits_a, fits_b = fits("a"), fits("b", 1.1)
+    marks = plots.plot_isoflop_profiles({"a": (path_a, fits_a), "b": (path_b, fits_b)}, levels, C_INF,
+                                        tmp_path / "macro.png", title="macro")
+    assert_figure(tmp_path / "macro.png")
+    assert set(marks["task"]) == {"macro"}
+    table = fr.frontier([fits_a["approach2"], fits_b["approach2"]], c_train=[c for c, _ in levels], c_inf=[C_INF],
+                        macro=True, bands=False)
+    optimum = marks[(marks["law"] == "approach2") & (marks["kind"] == "optimum") & (marks["row"] != "k = 1")]
+    np.testing.assert_array_equal(optimum["N"], table["N_star"])
+    point = marks[(marks["kind"] == "measured") & (marks["law"] == "approach2") & (marks["row"] == "k = 1")].iloc[0]
+    means = [np.mean(np.exp(-f.loc[f["checkpoint"] == point["checkpoint"], "nll"].to_numpy()))
+             for f in (frame_a, frame_b)]
+    assert point["metric"] == pytest.approx(np.mean(means), rel=1e-12)
+
+
+def test_isoflop_aggregated_table_shows_only_the_k_it_has(tmp_path, caplog):
+    _, levels, frame = grid(tmp_path)
+    rows = []
+    for (name, N, D), part in frame.groupby(["checkpoint", "N", "D"]):
+        p = np.exp(-part["nll"].to_numpy())
+        rows += [dict(checkpoint=name, N=N, D=D, k=k, pass_at_k=np.mean(1 - (1 - p) ** k)) for k in (1, 2, 4)]
+    path = tmp_path / "agg.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    task_fits = {"approach1": FitResult(law="approach1", params=A1, task="t", options={"source": "aggregated"})}
+    with caplog.at_level(logging.WARNING, logger="t2scaling.plots"):
+        marks = plots.plot_isoflop_profiles({"t": (path, task_fits)}, levels, C_INF, tmp_path / "agg.png")
+    assert_figure(tmp_path / "agg.png")
+    measured = marks[marks["kind"] == "measured"]
+    assert set(measured["row"]) == {"k = 1"} and len(measured) == 6
+    assert "has no pass_at_k row at k =" in caplog.text and "left out of the isoFLOP figure" in caplog.text
+
+
+def test_isoflop_errors_name_the_problem(tmp_path):
+    path, levels, _ = grid(tmp_path)
+    with pytest.raises(ValueError, match=r"no T² law .* is fitted for every task"):
+        plots.plot_isoflop_profiles({"t": (path, {"chinchilla": fits("t")["chinchilla"]})}, levels, C_INF,
+                                    tmp_path / "x.png")
+    with pytest.raises(ValueError, match=r"obs_t\.csv: isoFLOP checkpoints \['ghost'\] are not in the observations"):
+        plots.plot_isoflop_profiles({"t": (path, fits("t"))}, [(1e18, ["ghost"])], C_INF, tmp_path / "x.png")
+
+
+def test_checkpoint_grid(tmp_path):
+    cells = pd.DataFrame({"name": list("abcde"), "N": [1e7, 3e7, 1e8, 5e6, 2e6], "D": [2e8, 6e8, 2e9, 5e10, 1e11],
+                          "origin": ["trained", "trained", "imported", "validation", "held_out"]})
+    plots.plot_checkpoint_grid(cells, tmp_path / "grid.png", title="grid")
+    assert_figure(tmp_path / "grid.png")
+    with pytest.raises(ValueError, match=r"unknown origin \['mystery'\]; use one of"):
+        plots.plot_checkpoint_grid(cells.assign(origin="mystery"), tmp_path / "bad.png")
+    with pytest.raises(ValueError, match=r"missing columns \['origin'\]"):
+        plots.plot_checkpoint_grid(cells.drop(columns="origin"), tmp_path / "bad.png")
+
+
+def test_extrapolation(tmp_path):
+    rows = []
+    for approach, err in (("approach1", 0.02), ("approach2", 0.1)):
+        for i, (metric, measured) in enumerate([("accuracy", 0.3), ("accuracy", 0.6), ("loss", 0.05), ("loss", 2.0)]):
+            predicted = measured * (1 + err * (-1) ** i)
+            rows.append(dict(task="t", approach=approach, checkpoint=f"c{i}", N=1e7, D=1e11, tokens_per_param=1e4,
+                             k=100.0, metric_name=metric, measured=measured, predicted=predicted,
+                             rel_abs_error=abs(predicted - measured) / measured))
+    path = tmp_path / "extrapolation.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    summary = plots.plot_extrapolation(path, tmp_path / "ex.png").set_index(["approach", "metric_name"])
+    assert_figure(tmp_path / "ex.png")
+    assert summary.loc[("approach1", "loss"), "mean_rel_abs_error_percent"] == pytest.approx(2.0)
+    assert summary.loc[("approach2", "accuracy"), "mean_rel_abs_error_percent"] == pytest.approx(10.0)
+    percent = pd.DataFrame(rows).assign(rel_abs_error=lambda f: 100 * f["rel_abs_error"])
+    with pytest.raises(ValueError, match=r"row 1: rel_abs_error = 2 is not .*= 0\.02; write it as a fraction"):
+        plots.plot_extrapolation(percent, tmp_path / "bad.png")
+
+
+def test_variant_frontiers(tmp_path):
+    variants = {}
+    for variant, scale in (("base", 1.0), ("ft", 2.0), ("sft", 3.0)):
+        paths = []
+        for law, fit in fits("t").items():
+            fit.params["B"] *= scale
+            path = tmp_path / f"{variant}_{law}.csv"
+            fr.write_csv(fr.frontier([fit], c_train=np.geomspace(1e18, 1e22, 5), c_inf=[C_INF, 1.4e11],
+                                     bands=False), path)
+            paths.append(str(path))
+        variants[variant] = paths
+    plots.plot_variant_frontiers(variants, tmp_path / "variants.png", C_INF)
+    assert_figure(tmp_path / "variants.png")
+    with pytest.raises(ValueError, match=r"base_chinchilla\.csv: no P1 rows at c_inf = 5e\+09; it has c_inf = "
+                                         r"\[2e\+09, 1\.4e\+11\]"):
+        plots.plot_variant_frontiers(variants, tmp_path / "bad.png", 5e9)

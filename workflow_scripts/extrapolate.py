@@ -1,0 +1,24 @@
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)
+from _setup import start
+
+log = start(snakemake)
+from t2scaling.extrapolate import extrapolate
+
+e, options = snakemake.params.extrapolation, dict(snakemake.params.options)
+table, fits = extrapolate(
+    snakemake.input.observations,
+    e["laws"],
+    min_tokens_per_param=e["min_tokens_per_param"],
+    checkpoints=e["checkpoints"],
+    k_grid=options["k_grid"],
+    restarts=options["restarts"],
+    approach2_variant=options["variant"],
+    allow_unconverged=options["allow_unconverged"],
+    seed=snakemake.params.seed,
+    task=snakemake.wildcards.task,
+)
+table.to_csv(snakemake.output[0], index=False)
+log.info("%s: %d held-out predictions, mean relative error %s", snakemake.wildcards.task, len(table),
+         table.groupby("approach")["rel_abs_error"].mean().round(4).to_dict())

@@ -1,0 +1,26 @@
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)
+from _setup import start
+
+log = start(snakemake)
+from pathlib import Path
+
+from t2scaling.atomic import atomic_file
+from t2scaling.fitresult import load_fit
+from t2scaling.tables import write_table
+from t2scaling.validate import read_plan, validation_markdown, validation_table
+
+plan = read_plan(snakemake.input.plan)
+cells, tasks = list(snakemake.params.cells), list(snakemake.params.tasks)
+evals = list(snakemake.input.evals)  # task-major, cell-minor (rules/common.smk validation_evals)
+evals = {(task, cell): evals[i * len(cells) + j] for i, task in enumerate(tasks) for j, cell in enumerate(cells)}
+fits = {}
+for path in snakemake.input.fits:
+    fit = load_fit(path)
+    fits.setdefault(fit.task, {})[fit.law] = fit
+table = validation_table(plan, evals, fits)
+write_table(table, snakemake.output.csv)
+with atomic_file(snakemake.output.markdown) as tmp:
+    Path(tmp).write_text(validation_markdown(table))
+log.info("validation at C_train %g, C_inf %g:\n%s", plan["c_train"], plan["c_inf"], table.to_string(index=False))

@@ -48,6 +48,8 @@ use rule evaluate as posttrain_evaluate with:
         "logs/posttrain/{mode}/evaluate/{task}/{cell}.log",
     benchmark:
         "benchmarks_out/posttrain/{mode}/evaluate/{task}/{cell}.tsv"
+    group:
+        "posttrain_evaluate"
     params:
         checkpoint=lambda wildcards, input: input.checkpoint,
 

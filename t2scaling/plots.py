@@ -262,6 +262,13 @@ def plot_isoflop_profiles(tasks, levels, c_inf, out_path, title=None):
                                zorder=4)
                     marks.append(dict(kind=kind, checkpoint="", N=n, D=d, k=k, metric=value, law=law, row=row_name,
                                       c_train=ct))
+            # Zoom on the measured points and the optima: a loss law extrapolated to tiny N shoots up by orders of
+            # magnitude and would flatten the region the figure is about.
+            shown = [m["metric"] for m in marks if m["law"] == law and m["row"] == row_name and np.isfinite(m["metric"])]
+            if shown:
+                low, high = min(shown), max(shown)
+                pad = 0.35 * (high - low) if high > low else 0.1 * max(abs(high), 1e-3)
+                ax.set_ylim(low - pad, high + pad)
             style = APPROACH_STYLE[law]
             ax.set_title(f"{style['label']}, {row_name}", color=style["color"])
             ax.set(xscale="log", ylabel=METRIC_LABEL[fits[names[0]][law].metric])

@@ -27,7 +27,7 @@ rule validation_table:
         plan="results/validate/plan.json",
         evals=validation_evals,
         fits=all_fit_files(),
-        library=library("validate") + library("tables"),
+        library=library("validate") + library("tables") + library("plots"),
     output:
         csv=report(
             "results/validate/table.csv",
@@ -36,6 +36,12 @@ rule validation_table:
             labels={"table": "predicted-optimal cells, measured"},
         ),
         markdown="results/validate/table.md",
+        grid=report(
+            "results/validate/checkpoint_grid.png",
+            caption="../report/grid.rst",
+            category="validation",
+            labels={"figure": "checkpoint grid with validation cells"},
+        ),
     log:
         "logs/validate/table.log",
     conda:
@@ -44,6 +50,7 @@ rule validation_table:
         tasks=list(TASKS),
         laws=LAWS,
         cells=validation_cells,
+        grid=grid_cells_table(),
     script:
         "../workflow_scripts/validation_table.py"
 

@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm  # noqa: E402
@@ -343,6 +344,8 @@ def plot_checkpoint_grid(cells, out_path, title=None):
                handletextpad=0.3)
     ax.set(xscale="log", yscale="log", xlim=xlim, ylim=ylim, xlabel="training compute C_train = 6ND (FLOPs)",
            ylabel="model size N (params)", title=title or f"Checkpoints ({len(cells)})")
+    # A grid spanning under two decades gets labelled minor ticks, which collide on the compute axis.
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     save(fig, out_path)
 
 

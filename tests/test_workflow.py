@@ -227,6 +227,7 @@ def test_validate_stage_trains_and_measures_the_predicted_optimal_cells(smoke):
             assert (smoke / f"results/eval/{task}/{role['cell']}.parquet").exists()
     assert table["measured_pass_at_k"].between(0, 1).all() and table["measured_pass_at_k"].notna().all()
     assert (smoke / "results/validate/table.md").exists()
+    assert_figure(smoke / "results/validate/checkpoint_grid.png")
     # The stage leaves the base DAG untouched: the default target still has nothing to do.
     assert job_counts(smoke, "configs/smoke.yaml") == {}
 

@@ -6,8 +6,11 @@ from _setup import start
 log = start(snakemake)
 from pathlib import Path
 
+import pandas as pd
+
 from t2scaling.atomic import atomic_file
 from t2scaling.fitresult import load_fit
+from t2scaling.plots import plot_checkpoint_grid
 from t2scaling.tables import write_table
 from t2scaling.validate import read_plan, validation_markdown, validation_table
 
@@ -24,3 +27,10 @@ write_table(table, snakemake.output.csv)
 with atomic_file(snakemake.output.markdown) as tmp:
     Path(tmp).write_text(validation_markdown(table))
 log.info("validation at C_train %g, C_inf %g:\n%s", plan["c_train"], plan["c_inf"], table.to_string(index=False))
+
+# The checkpoint grid again, with the cells this stage added.
+grid = pd.DataFrame(snakemake.params.grid)
+added = {role["cell"]: role for role in plan["roles"] if role["cell"] not in set(grid["name"])}
+grid = pd.concat([grid, pd.DataFrame([{"name": cell, "N": role["N"], "D": role["tokens"], "origin": "validation"}
+                                      for cell, role in added.items()])], ignore_index=True)
+plot_checkpoint_grid(grid, snakemake.output.grid, title="Checkpoints, with the validation cells")

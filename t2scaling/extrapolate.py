@@ -223,16 +223,8 @@ def add_arguments(parser):
     parser.add_argument("--summary", help="write the error summary here (.md: Markdown and CSV beside; else CSV)")
     parser.add_argument("--plot", help="write the predicted-vs-measured figure here (PNG, PDF beside)")
     parser.add_argument("--fits-dir", help="write each law's Fit JSON here as {law}.json")
-    parser.add_argument("--task", default="", help="task name recorded in the table and fits")
-    parser.add_argument("--k-grid", type=fit.k_grid_arg, help="comma-separated k values (default 1,2,4,...,1024)")
-    parser.add_argument("--restarts", type=int, default=500, help="random starts (approach1, approach2)")
     parser.add_argument("--variant", default="sse", choices=fit.VARIANTS["approach2"], help="approach2's fit")
-    parser.add_argument("--source", default="auto", choices=["auto", "p", "samples", "aggregated"],
-                        help="per-question likelihoods (p) or sample counts (n, c)")
-    parser.add_argument("--column", action="append", default=[], metavar="STD=YOURS",
-                        help="map a column of yours to a standard name (repeatable)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--allow-unconverged", action="store_true", help="keep fits that did not converge")
+    fit.add_fitting_arguments(parser)
 
 
 def run(args):

@@ -4,17 +4,13 @@ sys.path.insert(0, snakemake.scriptdir)
 from _setup import start
 
 log = start(snakemake)
-from t2scaling.fitresult import load_fit
-from t2scaling.validate import plan_cells, write_plan
+from t2scaling.validate import load_fits_by_task, plan_cells, write_plan
 
 p = snakemake.params
 if p.c_train is None:
     raise ValueError("config validation.c_train: not set and the grid has no isoFLOP levels to default to; "
                      "give validation.c_train in FLOPs")
-fits = {}
-for path in snakemake.input.fits:
-    fit = load_fit(path)
-    fits.setdefault(fit.task, {})[fit.law] = fit
+fits = load_fits_by_task(snakemake.input.fits, tasks=p.tasks)
 plan = plan_cells(fits, snakemake.config, p.c_train, p.c_inf)
 write_plan(plan, snakemake.output[0])
 for role in plan["roles"]:

@@ -9,19 +9,15 @@ from pathlib import Path
 import pandas as pd
 
 from t2scaling.atomic import atomic_file
-from t2scaling.fitresult import load_fit
 from t2scaling.plots import plot_checkpoint_grid
 from t2scaling.tables import write_table
-from t2scaling.validate import read_plan, validation_markdown, validation_table
+from t2scaling.validate import load_fits_by_task, read_plan, validation_markdown, validation_table
 
 plan = read_plan(snakemake.input.plan)
 cells, tasks = list(snakemake.params.cells), list(snakemake.params.tasks)
 evals = list(snakemake.input.evals)  # task-major, cell-minor (rules/common.smk validation_evals)
 evals = {(task, cell): evals[i * len(cells) + j] for i, task in enumerate(tasks) for j, cell in enumerate(cells)}
-fits = {}
-for path in snakemake.input.fits:
-    fit = load_fit(path)
-    fits.setdefault(fit.task, {})[fit.law] = fit
+fits = load_fits_by_task(snakemake.input.fits, tasks=tasks)
 table = validation_table(plan, evals, fits)
 write_table(table, snakemake.output.csv)
 with atomic_file(snakemake.output.markdown) as tmp:

@@ -7,7 +7,7 @@ from snakemake.utils import validate
 REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO))
 
-from t2scaling.config import config_problems, SYNTHETIC_KINDS  # noqa: E402
+from t2scaling.config import config_problems, resolve, SYNTHETIC_KINDS  # noqa: E402
 from t2scaling.grid import counts_for, grid_cells, log_spaced, parse_cell  # noqa: E402
 
 _problems = config_problems(config)
@@ -18,6 +18,8 @@ if _problems:
         )
     )
 validate(config, schema="../schemas/config.schema.yaml")
+# Relative inference budgets -> FLOPs, the default fit k grid -> powers of 2 covering them: once, here.
+resolve(config)
 
 
 ##### grid, tasks, imported checkpoints #####
@@ -184,7 +186,11 @@ def checkpoint_sizes():
 # Which fit settings (config key -> fit_table argument) each law reads: changing one re-runs only the
 # fits that use it.
 FIT_OPTIONS = {
-    "chinchilla": {"bootstrap": "bootstrap", "allow_unconverged": "allow_unconverged"},
+    "chinchilla": {
+        "bootstrap": "bootstrap",
+        "allow_unconverged": "allow_unconverged",
+        "chinchilla_variant": "variant",
+    },
     "approach1": {
         "k_grid": "k_grid",
         "restarts": "restarts",
@@ -197,6 +203,7 @@ FIT_OPTIONS = {
         "restarts": "restarts",
         "bootstrap": "bootstrap",
         "approach2_variant": "variant",
+        "chinchilla_variant": "stage1",
     },
 }
 

@@ -6,6 +6,7 @@ that needs local files, an imported table for an unknown task).
 """
 
 import copy
+import math
 from pathlib import Path
 
 import jsonschema
@@ -77,7 +78,7 @@ def semantic_problems(config):
                 out.append(f"config['extrapolation']['checkpoints'][{i}]: no checkpoint {name!r}; the grid and "
                            f"imported checkpoints are {', '.join(known) or 'none'}")
     k_grid = config["fits"]["k_grid"]
-    if sorted(set(k_grid)) != list(k_grid):
+    if k_grid is not None and sorted(set(k_grid)) != list(k_grid):
         out.append("config['fits']['k_grid']: must be strictly increasing (e.g. [1, 2, 4, ...])")
     return out
 
@@ -88,7 +89,52 @@ def config_problems(config, schema=None):
     if problems:
         return problems
     filled = with_defaults(copy.deepcopy(config), schema)
-    return semantic_problems(filled)
+    problems = semantic_problems(filled)
+    if not problems:
+        try:
+            resolve(filled)
+        except ValueError as err:
+            problems.append(str(err))
+    return problems
+
+
+def _model_sizes(config):
+    """Params of every model the config trains or imports (grid cells, extra cells, imported checkpoints)."""
+    from t2scaling.grid import grid_cells
+
+    return [cell.N for cell in grid_cells(config)] + [float(c["N"]) for c in config["imported_checkpoints"]]
+
+
+def _budget_flops(value, n_max, key):
+    if not isinstance(value, dict):
+        return float(value)
+    if n_max is None:
+        raise ValueError(f"config[{key}]: {value} is relative to the grid's largest model, but the config trains "
+                         "and imports no model; give the budget in FLOPs per served token")
+    return float(value["forward_passes_of_largest"]) * 2.0 * n_max
+
+
+def resolve(config):
+    """Resolve the config's relative settings in place (defaults already injected) and return it.
+
+    Inference budgets given as {forward_passes_of_largest: x} become x * 2 * N_max FLOPs per served token
+    (N_max: the largest grid or imported model), so every rule sees plain FLOPs. A null fits.k_grid becomes
+    powers of 2 from 1 to the largest k = C_inf / (2 N_min) that any configured budget gives the smallest
+    model (at least 1024): the fits then cover every k that the frontier, Table 1 and validation evaluate.
+    """
+    sizes = _model_sizes(config)
+    n_max, n_min = (max(sizes), min(sizes)) if sizes else (None, None)
+    f, v = config["frontier"], config["validation"]
+    f["c_inf"] = [_budget_flops(c, n_max, f"'frontier']['c_inf'][{i}") for i, c in enumerate(f["c_inf"])]
+    config["plots"]["c_inf"] = _budget_flops(config["plots"]["c_inf"], n_max, "'plots']['c_inf'")
+    if v["c_inf"] is not None:
+        v["c_inf"] = _budget_flops(v["c_inf"], n_max, "'validation']['c_inf'")
+    if config["fits"]["k_grid"] is None:
+        budgets = f["c_inf"] + [config["plots"]["c_inf"]] + ([v["c_inf"]] if v["c_inf"] else [])
+        k_max = max(budgets) / (2.0 * n_min) if n_min else 1.0
+        top = max(10, math.ceil(math.log2(max(k_max, 1.0)) - 1e-9))
+        config["fits"]["k_grid"] = [float(2**j) for j in range(top + 1)]
+    return config
 
 
 def with_defaults(config, schema=None):

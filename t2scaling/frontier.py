@@ -49,6 +49,8 @@ BISECT_STEPS = 44  # the bracket (two grid steps) shrinks by 2^-44, far below th
 # near a flat optimum, while the stencil's truncation bias, ~h^4 f^(5)/(30 f''), stays ~1e-10 in ln N.
 SLOPE_STEP = 1e-2
 LOGIT_F_CAP = 46.0  # P2 searches training shares f with |logit f| <= 46, i.e. 1e-20 < f < 1 - 1e-20
+RANGE_COLUMNS = ("N", "D", "C_train", "tokens_per_param", "k")  # FitResult.data_range keys
+RANGE_RTOL = 1e-6  # a plan on the edge of the data (e.g. a grid budget) is inside it
 BANDED = ("N_star", "D_star", "k_star", "tokens_per_param", "predicted_metric")
 
 COLUMNS = [
@@ -58,6 +60,7 @@ COLUMNS = [
     "chinchilla_N", "chinchilla_D", "chinchilla_tokens_per_param", "chinchilla_metric",
     "chinchilla_k", "chinchilla_feasible", "chinchilla_metric_inference_corrected",
     "gain_vs_chinchilla", "gain_vs_chinchilla_inference_corrected",
+    "extrapolated", "extrapolated_in", "data_c_train_min", "data_c_train_max",
 ]
 
 
@@ -112,7 +115,9 @@ def solve_p1(members, c_train, c_inf, n_min=N_MIN, n_max=np.inf, steps=BISECT_ST
     """
     sign = _sign(members)
     c_train, c_inf = (a.ravel().astype(float) for a in np.broadcast_arrays(c_train, c_inf))
-    n_hi = np.minimum(np.minimum(c_inf / 2.0, c_train / 6.0), n_max)  # k >= 1, D >= 1 token, n_max
+    uses_k = members[0][0].uses_k
+    # k >= 1 (only for laws that depend on k: C_inf neither caps nor matters for Chinchilla), D >= 1, n_max
+    n_hi = np.minimum(np.minimum(c_inf / 2.0, c_train / 6.0) if uses_k else c_train / 6.0, n_max)
     lo, hi, feasible = np.full(c_train.shape, np.log(n_min)), np.log(n_hi), n_hi >= n_min
     out = {key: np.full(c_train.shape, np.nan) for key in ("N", "D", "k", "metric")}
     out["feasible"], out["at_lower"] = feasible, np.zeros(c_train.shape, bool)
@@ -135,7 +140,7 @@ def solve_p1(members, c_train, c_inf, n_min=N_MIN, n_max=np.inf, steps=BISECT_ST
     N = np.where(log_n >= hi[feasible] - 1e-9, n_hi[feasible], np.exp(log_n))
     out["N"][feasible] = N
     out["D"][feasible] = ct[:, 0] / (6.0 * N)
-    out["k"][feasible] = np.maximum(ci[:, 0] / (2.0 * N), 1.0)
+    out["k"][feasible] = np.maximum(ci[:, 0] / (2.0 * N), 1.0) if uses_k else 1.0
     out["metric"][feasible] = sign * value
     out["at_lower"][feasible] = (log_n <= lo[feasible] + 1e-6) & (hi[feasible] > lo[feasible] + 1e-6)
     return out
@@ -213,7 +218,8 @@ def chinchilla_baseline(members, c_train, c_inf, n_min=N_MIN, n_max=np.inf):
         log_n, _ = _minimise(cost, np.minimum(np.log(n_min), log_hi), log_hi, LOG_N_GRID)
         N = np.exp(log_n)
         D = c_train / (6.0 * N)
-    k = c_inf / (2.0 * N)
+    # A law without k serves at k = 1 whatever C_inf is (and C_inf may be absent: NaN).
+    k = c_inf / (2.0 * N) if law.uses_k else np.ones_like(N)
     feasible = k >= 1.0
     metric_ic = np.full(c_train.shape, np.nan)
     metric_ic[feasible] = _mean_metric(members, N[feasible], D[feasible], k[feasible])
@@ -311,6 +317,9 @@ def frontier(fits, c_train=None, c_inf=None, c_total=None, t_inf=None, macro=Fal
     fits = list(fits)
     if not fits:
         raise ValueError("frontier: no fits given; pass at least one fit JSON")
+    uses_k = any(get_law(fit.law).uses_k for fit in fits)
+    if c_train is not None and c_inf is None and not uses_k:
+        c_inf = [np.nan]  # a law without k (Chinchilla) needs no inference budget
     if (c_train is None) != (c_inf is None):
         raise ValueError("frontier P1 needs both c_train (FLOPs) and c_inf (FLOPs per served token)")
     if (c_total is None) != (t_inf is None):
@@ -321,7 +330,9 @@ def frontier(fits, c_train=None, c_inf=None, c_total=None, t_inf=None, macro=Fal
         raise ValueError(f"frontier: need 0 < n_min < n_max (params), got n_min={n_min:g}, n_max={n_max:g}")
     problems = []
     if c_train is not None:
-        ct, ci = np.meshgrid(_check_budgets("c_train", c_train), _check_budgets("c_inf", c_inf))
+        no_k = not uses_k and np.isnan(np.asarray(c_inf, dtype=float)).all()
+        ct, ci = np.meshgrid(_check_budgets("c_train", c_train),
+                             np.array([np.nan]) if no_k else _check_budgets("c_inf", c_inf))
         problems.append(("P1", dict(c_train=ct.ravel(), c_inf=ci.ravel(), c_total=np.full(ct.size, np.nan),
                                     t_inf=np.full(ct.size, np.nan))))
     if c_total is not None:
@@ -337,6 +348,7 @@ def frontier(fits, c_train=None, c_inf=None, c_total=None, t_inf=None, macro=Fal
             if bands:
                 columns.update(_bands(group, problem, n_min=n_min, n_max=n_max, band=band,
                                       feasible=columns["feasible"], **budgets))
+            columns.update(_extrapolation(group, columns))
             _warn(task, problem, columns, n_min)
             columns.pop("at_lower")
             table = pd.DataFrame(columns)
@@ -346,6 +358,36 @@ def frontier(fits, c_train=None, c_inf=None, c_total=None, t_inf=None, macro=Fal
     out = pd.concat(tables, ignore_index=True)
     extra = [c for c in out.columns if c not in COLUMNS]
     return out[COLUMNS + extra]
+
+
+def data_range(fits):
+    """The range of data every fit in `fits` was fitted on (their intersection): {dimension: (lo, hi)}, or None
+    when a fit does not record one (fits written before `data_range` existed)."""
+    ranges = [getattr(fit, "data_range", None) for fit in fits]
+    if not all(ranges):
+        return None
+    return {key: (max(r[key][0] for r in ranges), min(r[key][1] for r in ranges)) for key in RANGE_COLUMNS}
+
+
+def _extrapolation(fits, columns):
+    """Where each row's plan lies outside the data its fits saw: `extrapolated` (bool), `extrapolated_in` (the
+    dimensions, e.g. "N,k"), and the fitted C_train range (for figures that draw the measured range solid)."""
+    rng = data_range(fits)
+    n = len(columns["feasible"])
+    if rng is None:
+        return {"extrapolated": np.ones(n, bool), "extrapolated_in": np.full(n, "unknown (no data_range in fit)"),
+                "data_c_train_min": np.full(n, np.nan), "data_c_train_max": np.full(n, np.nan)}
+    uses_k = get_law(fits[0].law).uses_k
+    values = {"N": columns["N_star"], "D": columns["D_star"], "tokens_per_param": columns["tokens_per_param"],
+              "C_train": 6.0 * columns["N_star"] * columns["D_star"]}
+    if uses_k:
+        values["k"] = columns["k_star"]
+    outside = {key: ~((v >= rng[key][0] * (1 - RANGE_RTOL)) & (v <= rng[key][1] * (1 + RANGE_RTOL)))
+               for key, v in values.items()}
+    names = np.array([",".join(key for key in outside if outside[key][i]) for i in range(n)], dtype=object)
+    feasible = columns["feasible"]
+    return {"extrapolated": feasible & (names != ""), "extrapolated_in": np.where(feasible, names, ""),
+            "data_c_train_min": np.full(n, rng["C_train"][0]), "data_c_train_max": np.full(n, rng["C_train"][1])}
 
 
 def _warn(task, problem, columns, n_min):
@@ -428,7 +470,8 @@ def add_arguments(parser):
     parser.add_argument("fits", nargs="+", metavar="FIT.json", help="fit JSONs written by `t2scaling fit`")
     parser.add_argument("--c-train", metavar="LO:HI:STEPS",
                         help="P1 training budgets, FLOPs: log-spaced LO:HI:STEPS (e.g. 1e18:1e25:50) or X[,Y...]")
-    parser.add_argument("--c-inf", metavar="X[,Y...]", help="P1 inference budgets, FLOPs per served token")
+    parser.add_argument("--c-inf", metavar="X[,Y...]",
+                        help="P1 inference budgets, FLOPs per served token (not needed for a Chinchilla fit)")
     parser.add_argument("--c-total", metavar="LO:HI:STEPS",
                         help="P2 total budgets (training + lifetime inference), FLOPs, as for --c-train")
     parser.add_argument("--t-inf", metavar="T[,T...]", help="P2 lifetime served tokens")
@@ -442,8 +485,12 @@ def add_arguments(parser):
 
 
 def run(args):
-    if (args.c_train is None) != (args.c_inf is None):
-        raise ValueError("P1 needs both --c-train and --c-inf (FLOPs per served token)")
+    fits = load_fits(args.fits)
+    needs_c_inf = any(get_law(fit.law).uses_k for fit in fits)
+    if args.c_train is None and args.c_inf is not None or args.c_train is not None and args.c_inf is None \
+            and needs_c_inf:
+        raise ValueError("P1 needs both --c-train and --c-inf (FLOPs per served token); only a Chinchilla fit "
+                         "(no k) needs no --c-inf")
     if (args.c_total is None) != (args.t_inf is None):
         raise ValueError("P2 needs both --c-total (FLOPs) and --t-inf (lifetime served tokens)")
     if args.c_train is None and args.c_total is None:
@@ -453,7 +500,12 @@ def run(args):
         text = getattr(args, option)
         if text is not None:
             budgets[option] = parse_budgets(text, "--" + option.replace("_", "-"))
-    table = frontier(load_fits(args.fits), macro=args.macro, n_min=args.n_min, n_max=args.n_max,
+    table = frontier(fits, macro=args.macro, n_min=args.n_min, n_max=args.n_max,
                      band=parse_band(args.band), bands=not args.no_bands, **budgets)
     write_csv(table, args.out)
     logger.info("wrote %d frontier rows to %s", len(table), args.out)
+    flagged = table[table["extrapolated"]]
+    if len(flagged):
+        dims = sorted({d for text in flagged["extrapolated_in"] for d in str(text).split(",") if d})
+        logger.warning("%d of %d rows plan outside the fitted data (in %s): see columns extrapolated, "
+                       "extrapolated_in", len(flagged), len(table), ", ".join(dims))

@@ -15,10 +15,17 @@ METRIC_LABELS = {"loss": "task loss -log pass@k (nats), lower is better",
                  "accuracy": "pass@k accuracy, higher is better"}
 
 
-def plan(fit, c_train, c_inf, n_min=N_MIN, n_max=np.inf, band=(5.0, 95.0)):
-    """The frontier row (a pandas Series) for one fit at C_train FLOPs and C_inf FLOPs per served token."""
-    row = frontier([fit], c_train=[c_train], c_inf=[c_inf], n_min=n_min, n_max=n_max, band=band).iloc[0]
+def plan(fit, c_train, c_inf=None, n_min=N_MIN, n_max=np.inf, band=(5.0, 95.0)):
+    """The frontier row (a pandas Series) for one fit at C_train FLOPs and C_inf FLOPs per served token (None
+    for a law without k, such as Chinchilla)."""
+    c_inf = None if c_inf is None else [c_inf]
+    row = frontier([fit], c_train=[c_train], c_inf=c_inf, n_min=n_min, n_max=n_max, band=band).iloc[0]
+    if not row["feasible"] and c_inf is None:
+        raise ValueError(f"no feasible plan for C_train = {format_flops(c_train)}: one training token needs "
+                         f"N <= C_train/6 = {format_params(c_train / 6)}, below the smallest model searched "
+                         f"(--n-min {n_min:g}); raise --c-train or lower --n-min")
     if not row["feasible"]:
+        c_inf = c_inf[0]
         raise ValueError(
             f"no feasible plan for C_train = {format_flops(c_train)} and C_inf = {format_flops(c_inf)} per token: "
             f"serving one sample (k >= 1) needs N <= C_inf/2 = {format_params(c_inf / 2)} and one training token "
@@ -41,6 +48,15 @@ def format_plan(row, band=(5.0, 95.0)):
         return (f"  {label:<34}{format_params(N):>14}{format_tokens(D):>15}{ratio:>13}"
                 f"{format_number(k):>11}{value(metric_value):>11}")
 
+    if not np.isfinite(row["c_inf"]):  # a law without k: the k = 1 (Chinchilla) optimum is the whole answer
+        lines = [
+            f"Compute-optimal plan for task {row['task']!r}, law {row['approach']} ({METRIC_LABELS[metric]})",
+            f"Budget: C_train = {format_flops(row['c_train'])} (the law has no k: no inference budget applies)",
+            "",
+            f"  {'':<34}{'N':>14}{'D':>15}{'tokens/param':>13}{'k':>11}{short:>11}",
+            line("Chinchilla optimum (k = 1)", row["N_star"], row["D_star"], 1.0, row["predicted_metric"]),
+        ]
+        return "\n".join(lines + _extrapolation_lines(row))
     lines = [
         f"T² plan for task {row['task']!r}, law {row['approach']} ({METRIC_LABELS[metric]})",
         f"Budget: C_train = {format_flops(row['c_train'])}, C_inf = {format_flops(row['c_inf'])} per served token",
@@ -68,14 +84,25 @@ def format_plan(row, band=(5.0, 95.0)):
             f"tokens/param {format_number(row['tokens_per_param_lo'])} - {format_number(row['tokens_per_param_hi'])}, "
             f"k* {format_number(row['k_star_lo'])} - {format_number(row['k_star_hi'])}"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + _extrapolation_lines(row))
+
+
+def _extrapolation_lines(row):
+    """A warning when the plan lies outside the data the fit saw (frontier columns extrapolated*)."""
+    if not row.get("extrapolated", False):
+        return []
+    text = f"warning: this plan extrapolates beyond the fitted data in {row['extrapolated_in']}"
+    if np.isfinite(row.get("data_c_train_max", np.nan)):
+        text += (f" (the fit saw C_train {format_flops(row['data_c_train_min'])} - "
+                 f"{format_flops(row['data_c_train_max'])})")
+    return ["", text]
 
 
 def add_arguments(parser):
     parser.add_argument("fit", metavar="FIT.json", help="fit JSON written by `t2scaling fit`")
     parser.add_argument("--c-train", required=True, metavar="FLOPS", help="training budget, FLOPs (e.g. 1e23)")
-    parser.add_argument("--c-inf", required=True, metavar="FLOPS",
-                        help="inference budget, FLOPs per served token (e.g. 1.4e11)")
+    parser.add_argument("--c-inf", metavar="FLOPS",
+                        help="inference budget, FLOPs per served token (e.g. 1.4e11); not needed for Chinchilla")
     parser.add_argument("--n-min", type=float, default=N_MIN, help=f"smallest model searched, params ({N_MIN:g})")
     parser.add_argument("--n-max", type=float, default=np.inf, help="largest model searched, params (no limit)")
     parser.add_argument("--band", default="5,95", help="bootstrap percentile band LO,HI (5,95)")
@@ -83,7 +110,12 @@ def add_arguments(parser):
 
 def run(args):
     budgets = {}
+    (fit,) = load_fits([args.fit])
+    if args.c_inf is None and fit.model.uses_k:
+        raise ValueError(f"{args.fit}: law {fit.law} depends on k; give --c-inf (FLOPs per served token)")
     for option in ("c_train", "c_inf"):
+        if getattr(args, option) is None:
+            continue
         flag = "--" + option.replace("_", "-")
         values = parse_budgets(getattr(args, option), flag)
         if values.size != 1:
@@ -91,6 +123,5 @@ def run(args):
                              "for a range")
         budgets[option] = float(values[0])
     band = parse_band(args.band)
-    (fit,) = load_fits([args.fit])
     row = plan(fit, n_min=args.n_min, n_max=args.n_max, band=band, **budgets)
     print(format_plan(row, band))

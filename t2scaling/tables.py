@@ -14,6 +14,7 @@ import pandas as pd
 
 from t2scaling import observations as obs_mod
 from t2scaling.atomic import atomic_file
+from t2scaling.bootstrap import question_bootstrap
 from t2scaling.passk import pass_at_k_exact, pass_at_k_unbiased
 from t2scaling.units import format_count, format_number, format_sci
 
@@ -108,7 +109,8 @@ def measured_at_k(obs, names, k, metric="accuracy", source="auto", missing="rais
     metric "accuracy": mean pass@k; "loss": task loss, mean_i[-log pass@k_i] from likelihoods, else -log(mean
     pass@k) (as Approach 1 is fitted, DESIGN.md §2.4). Sources as observations.choose_source: exact pass@k from
     p = exp(-nll) at k itself; the unbiased estimator from (n, c) at k rounded down; aggregated tables only at a
-    k they hold. Returns a frame indexed by checkpoint: N, D, k, k_used, value, estimator. missing="drop" leaves
+    k they hold. Returns a frame indexed by checkpoint: N, D, k, k_used, value, estimator (and for per-question
+    sources `attrs["per_question"]`: pass@k_i, rows as the index, for the question bootstrap). missing="drop" leaves
     out checkpoints whose value cannot be measured (absent from the table, k < 1, k not in an aggregated table)
     and lists them in `frame.attrs["dropped"]`; "raise" stops with an error naming the file and the checkpoint.
     """
@@ -149,12 +151,15 @@ def measured_at_k(obs, names, k, metric="accuracy", source="auto", missing="rais
         per_question = pass_at_k_exact(p[rows], k[:, None])
         out["k_used"], out["estimator"] = k, "exact pass@k from per-question nll"
         out["value"] = per_question.mean(axis=1) if metric == "accuracy" else -np.log(per_question).mean(axis=1)
+        out.attrs["per_question"] = per_question  # rows as out.index: the question bootstrap resamples these
         return out
     if source == "samples":
         _, n = obs_mod.question_matrix(obs, "n_samples")
         _, c = obs_mod.question_matrix(obs, "n_correct")
         k_used = np.floor(k * (1.0 + 1e-12))  # k = 3 computed as 2.9999999999999996 is still 3
-        acc = np.array([pass_at_k_unbiased(n[r], c[r], kk).mean() for r, kk in zip(rows, k_used)])
+        per_question = np.array([pass_at_k_unbiased(n[r], c[r], kk) for r, kk in zip(rows, k_used)])
+        out.attrs["per_question"] = per_question.reshape(len(rows), -1)
+        acc = per_question.mean(axis=1) if len(rows) else np.zeros(0)
         out["k_used"], out["estimator"] = k_used, "unbiased pass@k from n samples, k rounded down"
     else:
         frame = obs.frame
@@ -227,6 +232,7 @@ def table1(task, observations, frontier_csvs, checkpoints, c_train, c_inf):
     chin = cand.index[np.argmin(np.abs(np.log(cand["N"].to_numpy()) - np.log(frontier_cols["chinchilla_N"])))]
     pool = cand[(cand["tokens_per_param"] > cand.loc[chin, "tokens_per_param"]) & cand["value"].notna()]
     best = pool["value"].idxmax() if len(pool) else None
+    intervals = _question_intervals(measured, chin, [chin, best])
 
     def row(role, name, note=""):
         out = {"task": task, "role": role, "checkpoint": name or ""}
@@ -236,7 +242,10 @@ def table1(task, observations, frontier_csvs, checkpoints, c_train, c_inf):
                    estimator=c["estimator"] if name is not None else "", measured_pass_at_k=c["value"])
         if name is not None and name in measured.attrs["dropped"]:
             note = f"not measured: checkpoint {measured.attrs['dropped'][name]}"
-        out["gain"] = c["value"] - cand.loc[chin, "value"]
+        ci = intervals.get(name, {})
+        out.update(ci_low=ci.get("ci_low", np.nan), ci_high=ci.get("ci_high", np.nan),
+                   gain=c["value"] - cand.loc[chin, "value"], gain_ci_low=ci.get("gain_ci_low", np.nan),
+                   gain_ci_high=ci.get("gain_ci_high", np.nan))
         return {**out, **frontier_cols, "note": note}
 
     return pd.DataFrame([
@@ -244,6 +253,20 @@ def table1(task, observations, frontier_csvs, checkpoints, c_train, c_inf):
         row("best_overtrained", best, "" if best is not None else
             "no candidate with more tokens/param than the Chinchilla-optimal checkpoint (and a measured pass@k)"),
     ])
+
+
+def _question_intervals(measured, reference, names):
+    """{name: {ci_low, ci_high, gain_ci_low, gain_ci_high}}: 95 % paired question-bootstrap intervals of the
+    measured pass@k of `names` and of their gain over `reference` (empty where a table has no per-question data).
+    """
+    per_question = measured.attrs.get("per_question")
+    names = [n for n in dict.fromkeys(names) if n is not None and n in measured.index]
+    if per_question is None or reference not in names:
+        return {}
+    rows = [measured.index.get_loc(n) for n in names]
+    ci = question_bootstrap([per_question[rows]], reference=names.index(reference))
+    return {n: {key: float(ci[key][i]) for key in ("ci_low", "ci_high", "gain_ci_low", "gain_ci_high")}
+            for i, n in enumerate(names)}
 
 
 # ---------------------------------------------------------------------------------------- fitted parameters

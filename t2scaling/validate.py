@@ -27,10 +27,12 @@ import pandas as pd
 
 from t2scaling import observations
 from t2scaling.atomic import atomic_file
+from t2scaling.bootstrap import question_bootstrap
 from t2scaling.fitresult import load_fit
 from t2scaling.flops import n_heads
 from t2scaling.frontier import frontier
 from t2scaling.grid import Cell, whole_steps, counts_for, grid_cells, tokens_per_step
+from t2scaling.passk import pass_at_k_exact
 from t2scaling.units import format_count, format_flops, format_number, format_params
 
 logger = logging.getLogger(__name__)
@@ -171,7 +173,8 @@ def plan_cells(fits_by_task, config, c_train, c_inf):
     source = ("k = 1 optimum of the macro-mean chinchilla fits" if base == "chinchilla"
               else f"chinchilla baseline (k = 1 optimum) of the {base} fits; no chinchilla fits given")
     targets.append(dict(role="chinchilla", law=base, source=source, metric_name=row["metric_name"],
-                        N_star=row["chinchilla_N"], D_star=row["chinchilla_D"], k_star=row["chinchilla_k"],
+                        N_star=row["chinchilla_N"], D_star=row["chinchilla_D"],
+                        k_star=c_inf / (2.0 * row["chinchilla_N"]),  # served with its inference-corrected k
                         predicted_metric=row["chinchilla_metric"]))  # the law's metric at k = 1
 
     shapes = candidate_shapes(config)
@@ -330,7 +333,7 @@ def validation_table(plan, evals, fits_by_task, sizes=None):
     sizes = sizes or plan_sizes(plan)
     cells = plan_cell_names(plan)
     c_inf = float(plan["c_inf"])
-    rows = []
+    rows, per_question = [], {}
     for task in tasks:
         measured = _task_observations(task, cells, evals, sizes)
         for role in plan["roles"]:
@@ -343,6 +346,9 @@ def validation_table(plan, evals, fits_by_task, sizes=None):
                        depth=role["depth"], N=N, D=D, tokens_per_param=D / N, c_train=6.0 * N * D, c_inf=c_inf,
                        k=k, k_int=k_int, feasible=feasible)
             row.update(_measure(measured[cell], k, k_int))
+            if feasible:  # pass@k_i by question id, so every role's values line up for the paired bootstrap
+                frame = measured[cell].frame.sort_values("question")
+                per_question[task, role["role"]] = pass_at_k_exact(np.exp(-frame["nll"].to_numpy(float)), k)
             for law in laws:
                 fit = fits_by_task[task][law]
                 usable = feasible or not fit.model.uses_k
@@ -358,15 +364,36 @@ def validation_table(plan, evals, fits_by_task, sizes=None):
         {**{c: "first" for c in table.columns if c not in values + ["task", "role"]}, **{c: "mean" for c in values}})
     macro = macro.reset_index().assign(task="macro")
     table = pd.concat([table, macro[table.columns]], ignore_index=True)
-    return _derived(table, laws)
+    return _intervals(_derived(table, laws), per_question, tasks, [role["role"] for role in plan["roles"]])
+
+
+def _intervals(table, per_question, tasks, roles):
+    """95 % question-bootstrap intervals of measured pass@k (ci_low, ci_high) and of its gain over the
+    Chinchilla cell (gain_ci_low, gain_ci_high), paired over questions; the macro rows resample each task's
+    questions. Roles that cannot serve one sample (k < 1) get none."""
+    for column in ("ci_low", "ci_high", "gain_ci_low", "gain_ci_high"):
+        table[column] = np.nan
+    served = [r for r in roles if all((t, r) in per_question for t in tasks)]
+    if "chinchilla" not in served:
+        return table
+    groups = [(task, [task]) for task in tasks] + [("macro", tasks)]
+    for name, members in groups:
+        ci = question_bootstrap([np.stack([per_question[t, r] for r in served]) for t in members],
+                                reference=served.index("chinchilla"))
+        for i, role in enumerate(served):
+            at = (table["task"] == name) & (table["role"] == role)
+            for column in ("ci_low", "ci_high", "gain_ci_low", "gain_ci_high"):
+                table.loc[at, column] = ci[column][i]
+    return table
 
 
 def validation_markdown(table, title=None):
     """A readable Markdown view of validation_table: the cells, measured pass@k and loss, predictions, gains."""
     from t2scaling.tables import markdown
 
-    keep = [c for c in ("task", "role", "cell", "N", "D", "tokens_per_param", "k", "measured_pass_at_k",
-                        "predicted_approach2", "gain_pass_at_k", "measured_task_loss", "predicted_approach1",
+    keep = [c for c in ("task", "role", "cell", "N", "D", "tokens_per_param", "k", "measured_pass_at_k", "ci_low",
+                        "ci_high", "predicted_approach2", "gain_pass_at_k", "gain_ci_low", "gain_ci_high",
+                        "measured_task_loss", "predicted_approach1",
                         "gain_task_loss") if c in table]
     if title is None and len(table):
         title = f"Measured vs predicted at C_inf = {format_flops(table['c_inf'].iloc[0])} per served token"

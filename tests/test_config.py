@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from t2scaling.config import config_problems, with_defaults
+from t2scaling.config import config_problems, resolve, with_defaults
 from t2scaling.grid import grid_cells, parse_cell
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,8 +63,39 @@ def test_all_problems_reported_at_once():
 def test_defaults_injected_recursively():
     config = with_defaults({"tasks": {"t": {"kind": "knowledge"}}})
     assert config["training"]["lr"] == 0.003
-    assert config["fits"]["k_grid"][0] == 1
+    assert config["fits"]["k_grid"] is None  # derived by resolve() from the inference budgets
     assert config["world"]["questions"] == 1000
+
+
+def test_relative_inference_budgets_resolve_to_flops_of_the_largest_model():
+    config = with_defaults(smoke())
+    config["frontier"]["c_inf"] = [{"forward_passes_of_largest": 1}, 2e9, {"forward_passes_of_largest": 70}]
+    config["plots"]["c_inf"] = {"forward_passes_of_largest": 0.5}
+    config["validation"]["c_inf"] = {"forward_passes_of_largest": 2}
+    config["fits"]["k_grid"] = None
+    sizes = [cell.N for cell in grid_cells(config)]
+    resolve(config)
+    n_max, n_min = max(sizes), min(sizes)
+    assert config["frontier"]["c_inf"] == [2.0 * n_max, 2e9, 140.0 * n_max]
+    assert config["plots"]["c_inf"] == n_max and config["validation"]["c_inf"] == 4.0 * n_max
+    # The default k grid: powers of 2 up to the largest k any budget gives the smallest model (>= 1024).
+    k_max = 2e9 / (2 * n_min)
+    grid = config["fits"]["k_grid"]
+    assert grid[0] == 1 and all(b == 2 * a for a, b in zip(grid, grid[1:]))
+    assert grid[-1] >= k_max > grid[-2] and grid[-1] >= 1024
+
+
+def test_relative_budget_without_any_model_is_named():
+    config = smoke()
+    config["grid"] = {}
+    config["imported_observations"] = {"knowledge": ["obs.csv"]}
+    config["plots"] = {"c_inf": {"forward_passes_of_largest": 1}}
+    problems = config_problems(config)
+    assert problems == ["config['plots']['c_inf']: {'forward_passes_of_largest': 1} is relative to the grid's "
+                        "largest model, but the config trains and imports no model; give the budget in FLOPs "
+                        "per served token"]
+    config["plots"] = {"c_inf": {"forward_passes": 1}}
+    assert "config['plots']['c_inf']" in config_problems(config)[0]
 
 
 def test_grid_cells_are_whole_steps_inside_the_window():

@@ -71,7 +71,8 @@ def test_p1_optimum_beats_a_dense_brute_force_grid(law, params):
 
 
 def test_k_constraint_binds_at_n_equal_half_c_inf():
-    fit = FitResult(law="chinchilla", params=CHIN)
+    # Approach 1 with a negligible k term: its optimum is Chinchilla's unless k >= 1 binds.
+    fit = FitResult(law="approach1", params={**CHIN, "G": 1e-12, "gamma": 0.5})
     n_chin, _ = Chinchilla.optimum(CHIN, 1e24)
     c_inf = n_chin  # k >= 1 allows only N <= n_chin / 2
     row = frontier([fit], c_train=[1e24], c_inf=[c_inf]).iloc[0]
@@ -79,6 +80,36 @@ def test_k_constraint_binds_at_n_equal_half_c_inf():
     assert row["k_star"] == 1.0 and row["k_int"] == 1.0
     assert row["chinchilla_k"] == pytest.approx(0.5)
     assert not row["chinchilla_feasible"] and np.isnan(row["chinchilla_metric_inference_corrected"])
+
+
+def test_chinchilla_frontier_needs_no_c_inf_and_is_not_capped_by_it():
+    fit = FitResult(law="chinchilla", params=CHIN)
+    n_chin, d_chin = Chinchilla.optimum(CHIN, 1e25)
+    free = frontier([fit], c_train=[1e25]).iloc[0]
+    assert np.isnan(free["c_inf"]) and free["k_star"] == 1.0
+    assert free["N_star"] == pytest.approx(n_chin, rel=1e-8) and free["D_star"] == pytest.approx(d_chin, rel=1e-8)
+    small = frontier([fit], c_train=[1e25], c_inf=[2e9]).iloc[0]  # C_inf/2 = 1e9 params would cap a k law
+    assert small["N_star"] == pytest.approx(n_chin, rel=1e-8) and small["N_star"] > 1e11
+    with pytest.raises(ValueError, match="needs both c_train"):
+        frontier([FitResult(law="approach1", params=A1)], c_train=[1e20])
+
+
+def test_rows_outside_the_fitted_data_are_flagged():
+    rng = dict(N=[1e6, 1e8], D=[1e8, 1e10], C_train=[1e15, 1e18], tokens_per_param=[5.0, 200.0], k=[1.0, 64.0])
+    fit = FitResult(law="approach1", params=A1, task="arc")
+    fit.data_range = rng
+    table = frontier([fit], c_train=[1e17, 1e24], c_inf=[2e8, 2e13])
+    inside = table[(table["c_train"] == 1e17) & (table["c_inf"] == 2e8)].iloc[0]
+    far = table[(table["c_train"] == 1e24) & (table["c_inf"] == 2e13)].iloc[0]
+    assert far["extrapolated"] and {"N", "C_train", "k"} <= set(far["extrapolated_in"].split(","))
+    expected = [d for d, v in (("N", inside["N_star"]), ("D", inside["D_star"]), ("k", inside["k_star"]),
+                               ("tokens_per_param", inside["tokens_per_param"]))
+                if not rng[d][0] <= v <= rng[d][1]]
+    assert set(filter(None, inside["extrapolated_in"].split(","))) == set(expected)
+    assert inside["extrapolated"] == bool(expected)
+    assert (table["data_c_train_min"] == 1e15).all() and (table["data_c_train_max"] == 1e18).all()
+    # A fit without a recorded range cannot claim to interpolate.
+    assert frontier([FitResult(law="approach1", params=A1)], c_train=[1e17], c_inf=[2e8])["extrapolated"].all()
 
 
 def test_infeasible_budgets_are_flagged_not_clipped(caplog):

@@ -85,3 +85,29 @@ def test_cli_plan_errors(tmp_path, capsys, argv, message):
     assert cli.main(["plan", path, *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("t2scaling plan: error:") and message in err
+
+
+def test_cli_plan_on_chinchilla_needs_no_c_inf_and_prints_only_k1(tmp_path, capsys):
+    path = write_fit(tmp_path / "pretrain.json", law="chinchilla", params=CHIN, task="pretrain")
+    assert cli.main(["plan", path, "--c-train", "1e25"]) == 0
+    text = capsys.readouterr().out
+    row = plan(FitResult(law="chinchilla", params=CHIN, task="pretrain"), 1e25)
+    assert row["N_star"] > 3e11  # not capped at C_inf/2 by any inference budget
+    assert "Chinchilla optimum (k = 1)" in text and format_params(row["N_star"]) in text
+    assert "T² optimum" not in text and "no inference budget applies" in text
+
+
+def test_plan_warns_when_it_extrapolates():
+    fit = FitResult(law="approach2", params=A2, task="arc")
+    fit.data_range = dict(N=[1e6, 1e8], D=[1e8, 1e10], C_train=[1e15, 1e18], tokens_per_param=[5.0, 200.0],
+                          k=[1.0, 64.0])
+    text = format_plan(plan(fit, 1e23, 1.4e11))
+    last = text.splitlines()[-1]
+    assert last.startswith("warning: this plan extrapolates beyond the fitted data in ")
+    assert "C_train" in last and "the fit saw C_train 1.0e15 FLOPs - 1.0e18 FLOPs" in last
+
+
+def test_cli_plan_on_a_k_law_without_c_inf_says_so(tmp_path, capsys):
+    path = write_fit(tmp_path / "fit.json", law="approach1", params=A1)
+    assert cli.main(["plan", path, "--c-train", "1e23"]) == 2
+    assert "depends on k; give --c-inf" in capsys.readouterr().err

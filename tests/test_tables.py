@@ -69,6 +69,11 @@ def test_table1_copies_frontier_numbers_and_measures_pass_at_k_by_hand(tmp_path)
     assert over_row["measured_pass_at_k"] == pytest.approx(hand[best], rel=1e-12)
     assert over_row["gain"] == pytest.approx(hand[best] - hand["chin"], rel=1e-12)
     assert chin_row["gain"] == 0.0
+    # 95 % question-bootstrap intervals: around each measured value, paired for the gain (zero-width at chin).
+    for row in (chin_row, over_row):
+        assert row["ci_low"] < row["measured_pass_at_k"] < row["ci_high"]
+    assert chin_row["gain_ci_low"] == chin_row["gain_ci_high"] == 0.0
+    assert over_row["gain_ci_low"] < over_row["gain"] < over_row["gain_ci_high"]
     assert over_row["k"] == C_INF / (2 * sizes[best])
     assert over_row["c_train_actual"] == pytest.approx(C_TRAIN, rel=1e-12)
     assert "exact" in over_row["estimator"]

@@ -189,6 +189,14 @@ def test_validation_table_measures_pass_at_k_by_hand(tmp_path):
     assert macro.loc["approach2", "rel_error_approach2"] == pytest.approx(
         abs(macro.loc["approach2", "predicted_approach2"] / macro.loc["approach2", "measured_pass_at_k"] - 1))
     assert "| macro | approach2 |" in validation_markdown(table)
+    # 95 % question-bootstrap intervals, paired against the Chinchilla cell (zero-width gain there).
+    assert np.all(table["ci_low"] <= table["measured_pass_at_k"]) and np.all(
+        table["measured_pass_at_k"] <= table["ci_high"])
+    chin_rows = table[table["role"] == "chinchilla"]
+    assert (chin_rows["gain_ci_low"] == 0).all() and (chin_rows["gain_ci_high"] == 0).all()
+    others = table[table["role"] != "chinchilla"]
+    assert np.all(others["gain_ci_low"] <= others["gain_pass_at_k"] + 1e-15)
+    assert np.all(others["gain_pass_at_k"] <= others["gain_ci_high"] + 1e-15)
 
 
 def test_validation_table_infeasible_cell_and_samples(tmp_path):
@@ -200,7 +208,7 @@ def test_validation_table_infeasible_cell_and_samples(tmp_path):
     table = validation_table(plan, evals, {"knowledge": by_task["knowledge"]})
     chin = table[(table["task"] == "knowledge") & (table["role"] == "chinchilla")].iloc[0]
     assert not chin["feasible"] and np.isnan(chin["measured_pass_at_k"]) and np.isnan(chin["predicted_approach2"])
-    assert np.isfinite(chin["measured_nll"])
+    assert np.isfinite(chin["measured_nll"]) and np.isnan(chin["ci_low"]) and table["gain_ci_low"].isna().all()
     row = table[(table["task"] == "knowledge") & (table["role"] == "approach1")].iloc[0]
     assert row["k_int"] == 2  # k = 2e5 / (2 * 38,912) = 2.57: the unbiased estimator at k = 2 of 4 samples
     by_hand = np.mean([1 - math.comb(4 - c, 2) / math.comb(4, 2) for c in (0, 1, 2, 4, 3)])

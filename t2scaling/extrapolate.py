@@ -1,10 +1,13 @@
 """Extrapolation experiment (DESIGN.md §2.7, the paper's Fig. 4): fit each law on part of the checkpoints, predict
 the held-out ones (typically the most overtrained, D/N above a threshold) at every k, report relative errors.
 
-Fits go through the workflow's own `fit.fit_observations`; the measured value of a held-out point is what its law
-is fitted to, from the same `observations` helpers: Chinchilla mean task NLL (nats, k = 1); Approach 1 task loss
-(nats: mean -log pass@k from likelihoods, -log mean pass@k from samples or aggregated pass@k, §2.4); Approach 2
-mean pass@k. Works on any observation table, imported or collected; nothing is trained.
+Every law and baseline is judged in one space, mean pass@k (metric `pass_at_k`; measured as the fits measure it,
+by `observations.pass_at_k_matrix`), and laws that predict a loss also in nats (metric `task_loss`: Approach 1's
+Q = mean -log pass@k, or -log mean pass@k from samples or aggregated pass@k, §2.4; Chinchilla's mean task NLL at
+k = 1). Approach 1's pass@k prediction is exp(-L̂). Two baselines give the numbers a scale: `nearest_checkpoint`
+(the measured pass@k of the fitted checkpoint nearest in (log N, log D)) and `chinchilla` (its predicted mean NLL
+mapped to pass@k through that nearest checkpoint's per-question NLLs). Fits go through `fit.fit_observations`.
+Works on any observation table, imported or collected; nothing is trained.
 """
 
 import dataclasses
@@ -23,10 +26,13 @@ from t2scaling.units import format_number
 logger = logging.getLogger(__name__)
 
 LAWS = tuple(fit.VARIANTS)  # chinchilla, approach1, approach2
-COLUMNS = ["task", "approach", "checkpoint", "N", "D", "tokens_per_param", "k", "metric_name", "measured",
-           "predicted", "rel_abs_error"]
-SUMMARY_COLUMNS = ["task", "approach", "n_checkpoints", "n_points", "mean_rel_error_pct", "median_rel_error_pct",
-                   "max_rel_error_pct"]
+BASELINES = ("nearest_checkpoint", "chinchilla")
+ORDER = ("approach1", "approach2", "chinchilla", "nearest_checkpoint")  # the T² laws, then the baselines beside them
+METRICS = ("pass_at_k", "task_loss")
+COLUMNS = ["task", "approach", "metric", "checkpoint", "N", "D", "tokens_per_param", "k", "measured", "predicted",
+           "rel_abs_error"]
+SUMMARY_COLUMNS = ["task", "approach", "metric", "k", "n_checkpoints", "n_points", "mean_rel_error_pct",
+                   "median_rel_error_pct", "max_rel_error_pct"]
 ALL_TASKS = "all tasks"
 # The (N, D) part of every law (A, B, E, alpha, beta) takes one value per checkpoint (Chinchilla's loss, Approach
 # 1's k-curve level, Approach 2's stage-1 NLL), so fewer checkpoints than that cannot pin it.
@@ -85,88 +91,155 @@ def _subset(obs, keep):
     return dataclasses.replace(obs, frame=frame, sha256="")
 
 
-def measured(obs, law, k_grid=None, source="auto"):
-    """What `law` is fitted to: (checkpoint names (C,), N (C,), D (C,), k (K,), values (C, K)).
+def measured(obs, target, k_grid=None, source="auto"):
+    """Measured values of every checkpoint: (names (C,), N (C,), D (C,), k (K,), values (C, K)).
 
-    Chinchilla: mean task NLL (nats) at k = 1 (per row of a loss table); Approach 1: task loss (nats); Approach 2:
-    mean pass@k. k_grid as `observations.k_grid_for` (None: the fit's default grid).
+    target 'pass_at_k': mean over questions of pass@k_i (`observations.pass_at_k_matrix`, the one measurement of
+    pass@k); 'task_loss': Approach 1's Q (nats); 'nll': mean task NLL (nats) at k = 1, Chinchilla's target (per row
+    of a loss table). k_grid as `observations.k_grid_for` (None: the fit's default grid).
     """
-    fit.require_form(law, obs)
-    if law == "chinchilla":
+    if target == "nll":
         N, D, loss, _ = observations.loss_points(obs)
         names = obs.frame["checkpoint"] if obs.form == "loss" else observations.checkpoints(obs).index
         return np.asarray(names, dtype=str), N, D, np.ones(1), np.asarray(loss, dtype=float)[:, None]
-    used = observations.choose_source(obs, source)
-    k = observations.k_grid_for(obs, k_grid, used)
-    matrix = observations.task_loss_matrix if law == "approach1" else observations.pass_at_k_matrix
-    ckpts, k, values = matrix(obs, k, used)
+    matrix = observations.task_loss_matrix if target == "task_loss" else observations.pass_at_k_matrix
+    ckpts, k, values = matrix(obs, k_grid, observations.choose_source(obs, source))
     return ckpts.index.to_numpy(dtype=str), ckpts["N"].to_numpy(), ckpts["D"].to_numpy(), k, values
 
 
-def extrapolate(observations_table, laws, *, min_tokens_per_param=None, checkpoints=(), k_grid=None, restarts=500,
-                seed=0, approach2_variant="sse", allow_unconverged=False, task="", columns=None, source="auto"):
-    """Fit each of `laws` on the checkpoints not held out, predict the held-out ones at every k of the k grid.
+def nearest(N, D, held):
+    """Index (into N, D) of the fitted checkpoint nearest each held-out one in (log N, log D), Euclidean; a tie
+    goes to the first fitted one. held: boolean mask (C,) of the held-out checkpoints."""
+    logs = np.log(np.stack([N, D], axis=1).astype(float))
+    dist = np.linalg.norm(logs[held][:, None, :] - logs[~held][None, :, :], axis=-1)
+    return np.flatnonzero(~held)[dist.argmin(axis=1)]
+
+
+def shifted_pass_at_k(obs, names, N, D, neighbours, nll, k):
+    """Mean pass@k (H, K) of held-out checkpoints `names` (with N, D) whose per-question NLLs are those of their
+    nearest fitted checkpoints `neighbours`, shifted by one constant each to have mean `nll` (H,): NLL_i + (nll -
+    mean_i NLL_i). Measured like any checkpoint, by `observations.pass_at_k_matrix` on the shifted questions."""
+    questions = obs.frame[["checkpoint", "question", "nll"]].rename(columns={"checkpoint": "neighbour"})
+    frame = pd.DataFrame({"checkpoint": names, "N": N, "D": D, "neighbour": neighbours, "target": nll})
+    frame = frame.merge(questions, on="neighbour")
+    frame["nll"] += frame["target"] - frame.groupby("checkpoint")["nll"].transform("mean")
+    low = frame["nll"] < 0
+    if low.any():  # p = exp(-NLL) cannot exceed 1: those questions become certain and the mean NLL ends higher
+        logger.info("%s: chinchilla's shift puts %d of %d per-question NLLs below 0; clipped to 0", obs.path,
+                    int(low.sum()), len(frame))
+    frame["nll"] = frame["nll"].clip(lower=0.0)
+    frame["p"] = np.exp(-frame["nll"])
+    ckpts, _, acc = observations.pass_at_k_matrix(dataclasses.replace(obs, frame=frame, sha256=""), k, "p")
+    return pd.DataFrame(acc, index=ckpts.index).loc[names].to_numpy()
+
+
+def extrapolate(observations_table, laws, *, baselines=BASELINES, min_tokens_per_param=None, checkpoints=(),
+                k_grid=None, restarts=500, seed=0, approach2_variant="sse", chinchilla_variant="huber",
+                allow_unconverged=False, task="", columns=None, source="auto"):
+    """Fit each of `laws` (and the Chinchilla baseline) on the checkpoints not held out, predict the held-out ones
+    at every k of the k grid, beside the `baselines`.
 
     observations_table: a path (CSV/Parquet, read by `observations.read_table` with `columns`) or an
-    `observations.Observations`. Returns (table, fits): a DataFrame with COLUMNS, one row per law x held-out
-    checkpoint x k (Chinchilla: k = 1), metric_name the law's metric ("loss" in nats or "accuracy"), rel_abs_error =
-    |predicted - measured| / |measured|; and {law: FitResult}. Points whose measured value is 0 (relative error
+    `observations.Observations`. Returns (table, fits): a DataFrame with COLUMNS, one row per law or baseline x
+    metric x held-out checkpoint x k, rel_abs_error = |predicted - measured| / |measured|; and {law: FitResult}.
+    Metric 'pass_at_k' (mean pass@k) for every law and baseline; 'task_loss' (nats) for approach1 (Q at every k)
+    and chinchilla (mean NLL, k = 1). Baselines that a table cannot support are skipped with a note: chinchilla
+    needs per-question likelihoods, nearest_checkpoint pass@k. Points whose measured value is 0 (relative error
     undefined) are left out with a warning.
     """
     obs = observations_table
     if not isinstance(obs, observations.Observations):
         obs = observations.read_table(obs, columns)
     laws = [laws] if isinstance(laws, str) else list(dict.fromkeys(laws))
-    unknown = [law for law in laws if law not in LAWS]
+    baselines = [baselines] if isinstance(baselines, str) else list(dict.fromkeys(baselines))
+    unknown = [law for law in laws if law not in LAWS] + [b for b in baselines if b not in BASELINES]
     if unknown or not laws:
-        raise ValueError(f"unknown or no laws {unknown or laws}; choose among {', '.join(LAWS)}")
+        raise ValueError(f"unknown or no laws {unknown or laws}; choose among {', '.join(LAWS)} (baselines: "
+                         f"{', '.join(BASELINES)})")
     obs = _with_ids(obs)
+    # Chinchilla's NLL reaches pass@k only through per-question likelihoods; a loss table has no pass@k at all.
+    nll_to_pass = obs.form == "per_question" and obs.has_p
+    fitted = list(laws)
+    if "chinchilla" in baselines and "chinchilla" not in laws:
+        if nll_to_pass:
+            fitted.append("chinchilla")
+        else:
+            logger.info("%s: chinchilla baseline skipped: mapping its NLL to pass@k needs per-question nll/p, and "
+                        "this is a %s table%s", obs.path, obs.form, " of sample counts" * (obs.form == "per_question"))
+    if "nearest_checkpoint" in baselines and obs.form == "loss":
+        logger.info("%s: nearest_checkpoint baseline skipped: a loss table has no pass@k", obs.path)
     ckpts = observations.checkpoints(obs)
-    out = held_out(ckpts, min_tokens_per_param, checkpoints, laws, obs.path)
+    out = held_out(ckpts, min_tokens_per_param, checkpoints, fitted, obs.path)
     train = _subset(obs, set(ckpts.index) - set(out))
     # Measure first: a table that cannot feed a law stops before any (slow) fit; one k grid for fit and targets.
-    targets = {law: measured(obs, law, k_grid, source) for law in laws}
+    for law in fitted:
+        fit.require_form(law, obs)
+    acc = measured(obs, "pass_at_k", k_grid, source) if obs.form != "loss" else None
+    loss = measured(obs, "task_loss", k_grid, source) if "approach1" in fitted else None
+    nll = measured(obs, "nll") if "chinchilla" in fitted else None
     label = f"{obs.path} (without the {len(out)} held-out checkpoints)"
     parts, fits = [], {}
-    for law in laws:
-        names, N, D, k, values = targets[law]
+
+    def add(law, metric, target, predict, why):
+        names, N, D, k, values = target
+        pick = np.isin(names, out)
+        parts.append(_rows(task, law, metric, names[pick], N[pick], D[pick], k, values[pick],
+                           predict(N[pick], D[pick], k), why))
+
+    for law in fitted:
         result = fit.fit_observations(
-            law, train, task=task, k_grid=None if law == "chinchilla" else k, restarts=restarts, seed=seed,
-            variant=approach2_variant if law == "approach2" else None, source=source,
-            allow_unconverged=allow_unconverged, label=label)
+            law, train, task=task, k_grid=None if law == "chinchilla" else acc[3], restarts=restarts, seed=seed,
+            variant={"approach2": approach2_variant, "chinchilla": chinchilla_variant}.get(law), source=source,
+            stage1=chinchilla_variant, allow_unconverged=allow_unconverged, label=label)
         result.options.update(table=obs.path, held_out=out, min_tokens_per_param=min_tokens_per_param)
         fits[law] = result
-        pick = np.isin(names, out)
-        predicted = result.predict(N[pick, None], D[pick, None], k[None, :])
-        parts.append(_rows(task, law, names[pick], N[pick], D[pick], k, values[pick], predicted, result))
+        why = f"fit converged: {result.converged}"
+        curve = lambda N, D, k, r=result: r.predict(N[:, None], D[:, None], k[None, :])  # noqa: E731
+        if law == "approach1":
+            add(law, "task_loss", loss, curve, why)
+            add(law, "pass_at_k", acc, lambda N, D, k: np.exp(-curve(N, D, k)), why)
+        elif law == "approach2":
+            add(law, "pass_at_k", acc, curve, why)
+        else:
+            add(law, "task_loss", nll, lambda N, D, k: curve(N, D, np.ones(1)), why)
+            if nll_to_pass:
+                held = np.isin(acc[0], out)
+                near = acc[0][nearest(acc[1], acc[2], held)]
+                add(law, "pass_at_k", acc, lambda N, D, k: shifted_pass_at_k(
+                    obs, acc[0][held], N, D, near, result.predict(N, D), k), why)
+            else:
+                logger.info("%s: chinchilla predicts task loss only: its pass@k needs per-question nll/p", obs.path)
+    if "nearest_checkpoint" in baselines and acc is not None:
+        held = np.isin(acc[0], out)
+        near = acc[4][nearest(acc[1], acc[2], held)]
+        add("nearest_checkpoint", "pass_at_k", acc, lambda N, D, k: near, "the nearest checkpoint's pass@k")
     table = pd.concat(parts, ignore_index=True)[COLUMNS]
-    for law, rows in table.groupby("approach", sort=False):
-        logger.info("%s: %s predicts %d held-out points, mean relative error %.2f %%", obs.path, law, len(rows),
-                    100 * rows["rel_abs_error"].mean())
+    if table.empty:
+        raise ValueError(f"{obs.path}: every held-out point has measured value 0, so no relative error is defined; "
+                         "hold out other checkpoints or use another k grid")
+    for (law, metric), rows in table.groupby(["approach", "metric"], sort=False):
+        logger.info("%s: %s predicts %d held-out %s points, mean relative error %.2f %%", obs.path, law, len(rows),
+                    metric, 100 * rows["rel_abs_error"].mean())
     return table, fits
 
 
-def _rows(task, law, names, N, D, k, values, predicted, result):
+def _rows(task, law, metric, names, N, D, k, values, predicted, why):
     C, K = values.shape
-    metric = get_law(law).metric
     frame = pd.DataFrame({
-        "task": task, "approach": law, "checkpoint": np.repeat(names, K), "N": np.repeat(N, K),
-        "D": np.repeat(D, K), "tokens_per_param": np.repeat(D / N, K), "k": np.tile(k, C), "metric_name": metric,
+        "task": task, "approach": law, "metric": metric, "checkpoint": np.repeat(names, K), "N": np.repeat(N, K),
+        "D": np.repeat(D, K), "tokens_per_param": np.repeat(D / N, K), "k": np.tile(k, C),
         "measured": values.ravel(), "predicted": np.broadcast_to(predicted, values.shape).ravel()})
     bad = ~np.isfinite(frame["predicted"].to_numpy()) | ~np.isfinite(frame["measured"].to_numpy())
     if bad.any():
         row = frame[bad].iloc[0]
-        raise ValueError(f"{law}: predicted {row.predicted} vs measured {row.measured} at checkpoint "
-                         f"{row.checkpoint!r}, k = {row.k:g} (fit converged: {result.converged}); the fit is unusable "
-                         "for extrapolation: refit with more restarts or more checkpoints")
+        raise ValueError(f"{law}: predicted {metric} {row.predicted} vs measured {row.measured} at checkpoint "
+                         f"{row.checkpoint!r}, k = {row.k:g} ({why}); the fit is unusable for extrapolation: "
+                         "refit with more restarts or more checkpoints")
     zero = frame["measured"].to_numpy() == 0
     if zero.any():
         logger.warning("%s: %d of %d held-out points have measured %s = 0, where a relative error is undefined; "
                        "left out", law, int(zero.sum()), len(frame), metric)
         frame = frame[~zero].copy()
-        if frame.empty:
-            raise ValueError(f"{law}: every held-out point has measured {metric} = 0, so no relative error is "
-                             "defined; hold out other checkpoints or use another k grid")
     frame["rel_abs_error"] = (frame["predicted"] - frame["measured"]).abs() / frame["measured"].abs()
     return frame
 
@@ -177,7 +250,7 @@ def _read(table):
         frame = table.copy()
     else:
         frame = pd.read_parquet(where) if where.endswith((".parquet", ".pq")) else pd.read_csv(where)
-    missing = [c for c in ("task", "approach", "checkpoint", "rel_abs_error") if c not in frame]
+    missing = [c for c in ("task", "approach", "metric", "checkpoint", "k", "rel_abs_error") if c not in frame]
     if missing:
         raise ValueError(f"{where}: missing columns {missing} of an extrapolation table; write it with "
                          "`t2scaling extrapolate` (columns: " + ", ".join(COLUMNS) + ")")
@@ -185,21 +258,25 @@ def _read(table):
 
 
 def summarise(table):
-    """Relative absolute error (percent) per task and approach, plus an 'all tasks' row per approach (pooled
-    over every held-out point of every task): n_checkpoints, n_points, mean, median, max. Rows grouped by approach.
-    table: the DataFrame from `extrapolate` or its CSV/Parquet."""
+    """Relative absolute error (percent) per task, law or baseline, and metric, pooled over held-out checkpoints
+    and k (k: the range pooled), plus an 'all tasks' row (every held-out point of every task): n_checkpoints,
+    n_points, mean, median, max. Rows by metric (pass_at_k first), then task, then the laws with the baselines
+    beside them. table: the DataFrame from `extrapolate` or its CSV/Parquet."""
     frame = _read(table)
     frame["task"] = frame["task"].fillna("").astype(str)  # CSV reads an empty task name as NaN
-    rows = []
-    for law, by_law in frame.groupby("approach", sort=False):
-        groups = [(task, g) for task, g in by_law.groupby("task", sort=False)] + [(ALL_TASKS, by_law)]
-        for task, g in groups:
-            err = 100 * g["rel_abs_error"].to_numpy(dtype=float)
-            n_checkpoints = len(g[["task", "checkpoint"]].drop_duplicates())
-            rows.append(dict(task=task, approach=law, n_checkpoints=n_checkpoints, n_points=len(g),
-                             mean_rel_error_pct=err.mean(), median_rel_error_pct=np.median(err),
-                             max_rel_error_pct=err.max()))
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    frame["pair"] = frame["task"] + "\0" + frame["checkpoint"].astype(str)  # a checkpoint counts once per task
+    frame["err"] = 100 * frame["rel_abs_error"].astype(float)
+    both = pd.concat([frame, frame.assign(task=ALL_TASKS)], ignore_index=True)
+    out = both.groupby(["task", "approach", "metric"], sort=False).agg(
+        k_lo=("k", "min"), k_hi=("k", "max"), n_checkpoints=("pair", "nunique"), n_points=("err", "size"),
+        mean_rel_error_pct=("err", "mean"), median_rel_error_pct=("err", "median"),
+        max_rel_error_pct=("err", "max")).reset_index()
+    out["k"] = [f"{lo:g}" if lo == hi else f"{lo:g}..{hi:g}" for lo, hi in zip(out["k_lo"], out["k_hi"])]
+    rank = {"task": list(dict.fromkeys(both["task"])), "metric": list(METRICS),
+            "approach": list(ORDER) + sorted(set(frame["approach"]) - set(ORDER))}
+    out = out.sort_values(["metric", "task", "approach"], kind="stable",
+                          key=lambda s: s.map({v: i for i, v in enumerate(rank[s.name])}).fillna(len(rank[s.name])))
+    return out[SUMMARY_COLUMNS].reset_index(drop=True)
 
 
 def _write_frame(frame, path):
@@ -210,20 +287,39 @@ def _write_frame(frame, path):
             frame.to_csv(tmp, index=False)
 
 
+def summary_paths(summary, out):
+    """(CSV, Markdown or None) for --summary: a .md path gets the CSV beside it, any other path is the CSV; never
+    the per-point table --out (the CSV then takes a _summary suffix)."""
+    md = Path(summary) if Path(summary).suffix == ".md" else None
+    csv = md.with_suffix(".csv") if md else Path(summary)
+    if csv.resolve() == Path(out).resolve():
+        csv = csv.with_name(f"{csv.stem}_summary.csv")
+    return csv, md
+
+
 # ---- CLI ----
 
 def add_arguments(parser):
     parser.add_argument("table", help="observation table, CSV or Parquet (DESIGN.md §5): per-question or aggregated")
     parser.add_argument("--law", nargs="+", default=["approach1", "approach2"], choices=list(LAWS),
                         help="laws to fit and test (default approach1 approach2)")
+    parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES),
+                        help="baselines reported beside the laws (default both; none: --baselines with no name)")
     parser.add_argument("--holdout-tokens-per-param", type=float, metavar="D/N",
                         help="hold out every checkpoint with D/N at or above this")
     parser.add_argument("--holdout", nargs="+", default=[], metavar="CKPT", help="hold out these checkpoints too")
-    parser.add_argument("--out", required=True, help="write the per-point table here (CSV or Parquet)")
-    parser.add_argument("--summary", help="write the error summary here (.md: Markdown and CSV beside; else CSV)")
+    parser.add_argument("--out", required=True,
+                        help="write the per-point table here (CSV or Parquet): one row per law or baseline x metric "
+                             "(pass_at_k; task_loss for approach1 and chinchilla) x held-out checkpoint x k, "
+                             "columns " + ", ".join(COLUMNS))
+    parser.add_argument("--summary", help="write the error summary here (.md: Markdown and CSV beside, as "
+                                          "NAME_summary.csv where NAME.csv is --out; else CSV), columns "
+                                          + ", ".join(SUMMARY_COLUMNS))
     parser.add_argument("--plot", help="write the predicted-vs-measured figure here (PNG, PDF beside)")
     parser.add_argument("--fits-dir", help="write each law's Fit JSON here as {law}.json")
     parser.add_argument("--variant", default="sse", choices=fit.VARIANTS["approach2"], help="approach2's fit")
+    parser.add_argument("--chinchilla-variant", default="huber", choices=fit.VARIANTS["chinchilla"],
+                        help="the Chinchilla fit, also approach2's stage 1")
     fit.add_fitting_arguments(parser)
 
 
@@ -231,26 +327,27 @@ def run(args):
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     table, fits = extrapolate(
-        args.table, args.law, min_tokens_per_param=args.holdout_tokens_per_param, checkpoints=args.holdout,
-        k_grid=args.k_grid, restarts=args.restarts, seed=args.seed, approach2_variant=args.variant,
-        allow_unconverged=args.allow_unconverged, task=args.task, columns=fit.parse_columns(args.column),
-        source=args.source)
+        args.table, args.law, baselines=args.baselines, min_tokens_per_param=args.holdout_tokens_per_param,
+        checkpoints=args.holdout, k_grid=args.k_grid, restarts=args.restarts, seed=args.seed,
+        approach2_variant=args.variant, chinchilla_variant=args.chinchilla_variant, allow_unconverged=args.allow_unconverged, task=args.task,
+        columns=fit.parse_columns(args.column), source=args.source)
     _write_frame(table, args.out)
     if args.fits_dir:
         for law, result in fits.items():
             result.to_json(os.path.join(args.fits_dir, f"{law}.json"))
     summary = summarise(table)
-    if args.summary:  # a .md path gets Markdown and the CSV beside it; any other path gets CSV
+    written = [args.out]
+    if args.summary:
         from t2scaling.tables import write_table
 
-        md = args.summary if Path(args.summary).suffix == ".md" else None
-        write_table(summary, Path(args.summary).with_suffix(".csv") if md else args.summary, md,
-                    title=f"Relative absolute error of held-out predictions ({args.table})")
+        csv, md = summary_paths(args.summary, args.out)
+        write_table(summary, csv, md, title=f"Relative absolute error of held-out predictions ({args.table})")
+        written += [str(p) for p in (md, csv) if p]
     if args.plot:
         from t2scaling.plots import plot_extrapolation  # lazily: matplotlib only when a figure is asked for
 
         plot_extrapolation(table, args.plot)
     print(summary.to_string(index=False, float_format=format_number))
-    written = [p for p in (args.out, args.summary, args.plot, args.fits_dir) if p]
+    written += [p for p in (args.plot, args.fits_dir) if p]
     print(f"{table['checkpoint'].nunique()} held-out checkpoints, {len(table)} points -> {', '.join(written)}")
     return 0

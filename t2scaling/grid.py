@@ -83,3 +83,41 @@ def log_spaced(lo, hi, steps):
     """`steps` log-spaced values from lo to hi inclusive (budgets in FLOPs)."""
     a, b = math.log10(lo), math.log10(hi)
     return [10 ** (a + (b - a) * i / (steps - 1)) for i in range(steps)]
+
+
+def design_problems(cells, min_sizes=5, min_span=10.0, min_levels=4):
+    """Why a grid cannot identify the laws' N and D terms (empty list = it can), from the cells alone.
+
+    The paper's grid has 16 sizes over 170x in N at 12 isoFLOP levels; a grid of a few sizes over a small span
+    makes the N term a step and leaves its exponent at a bound.
+    """
+    sizes = sorted({c.N for c in cells})
+    levels = sorted({c.isoflop for c in cells if c.isoflop > 0})
+    out = []
+    if len(sizes) < min_sizes:
+        out.append(f"{len(sizes)} distinct model sizes; give at least {min_sizes} (grid.shapes)")
+    if sizes and sizes[-1] / sizes[0] < min_span:
+        out.append(f"model sizes span {sizes[-1] / sizes[0]:.3g}x in N ({sizes[0]}-{sizes[-1]} params); span at "
+                   f"least {min_span:g}x (grid.shapes)")
+    if len(levels) < min_levels:
+        out.append(f"{len(levels)} isoFLOP levels; give at least {min_levels} (grid.isoflops)")
+    return out
+
+
+def bracketing_problems(levels, top=2):
+    """Whether the measured k = 1 optimum of each of the `top` largest isoFLOP levels has cells on both sides.
+
+    levels: {C_train level: [(N params, loss), ...]} (loss: validation loss or mean task NLL, nats). A level
+    whose lowest loss sits on its smallest or largest model only bounds the optimum: a fit there extrapolates.
+    """
+    out = []
+    for level in sorted(levels)[-top:]:
+        points = sorted(levels[level])
+        best = min(range(len(points)), key=lambda i: points[i][1])
+        if len(points) < 3 or best in (0, len(points) - 1):
+            side = "smallest" if best == 0 else "largest"
+            out.append(f"isoFLOP level {level:.3g} FLOPs: the lowest loss is at its {side} model "
+                       f"(N = {points[best][0]:.4g}, {len(points)} cells), so the k = 1 optimum is not bracketed; "
+                       f"add shapes {'below' if best == 0 else 'above'} it (grid.shapes) or widen "
+                       "grid.tokens_per_param")
+    return out

@@ -104,41 +104,65 @@ def plot_fit_quality(observations, fit, k_grid, out_path):
     save(fig, out_path)
 
 
+def _split_by_range(ax, x, y, extrapolated, **style):
+    """One curve: solid where the plan lies inside the fitted data, dashed where it extrapolates."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    out = np.asarray(extrapolated, bool)
+    inside = np.where(out, np.nan, y)
+    # Dashed over the whole curve keeps it continuous across the edge; solid on top where it is measured.
+    ax.plot(x, y, ls="--", lw=0.9, **{k: v for k, v in style.items() if k != "label"})
+    ax.plot(x, inside, ls="-", lw=1.3, **style)
+
+
+def _shade(colour, j):
+    """The j-th inference budget of one law: the law's colour, lighter for each further budget."""
+    rgb = np.array(matplotlib.colors.to_rgb(colour))
+    return tuple(rgb + (1.0 - rgb) * min(0.55, 0.3 * j))
+
+
 def plot_frontiers(frontier_csvs, out_path, c_inf=None):
     """Three panels against C_train: optimal tokens/param (with the 20 tokens/param line), N* and D*, for every
-    law in the tables and each C_inf, with the Chinchilla (k = 1) optimum in black."""
+    law in the tables and each C_inf, with the Chinchilla (k = 1) optimum in black. Solid where the plan lies
+    inside the data the fits saw (frontier column `extrapolated`), dashed where it extrapolates; the fitted
+    C_train range is shaded."""
+    from t2scaling.units import format_flops
+
     table = pd.concat([pd.read_csv(path) for path in frontier_csvs], ignore_index=True)
     table = table[(table["problem"] == "P1") & table["feasible"]]
     if c_inf is not None:
-        table = table[table["c_inf"].isin(list(c_inf))]
-    fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.4))
+        table = table[table["c_inf"].isin(list(c_inf)) | table["c_inf"].isna()]
+    if "extrapolated" not in table:  # tables written before the flag existed: say nothing is measured
+        table = table.assign(extrapolated=True, data_c_train_min=np.nan, data_c_train_max=np.nan)
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.6), layout="constrained")
     panels = [("tokens_per_param", "chinchilla_tokens_per_param", "tokens per parameter D*/N*"),
               ("N_star", "chinchilla_N", "optimal parameters N*"),
               ("D_star", "chinchilla_D", "optimal tokens D*")]
-    c_infs = sorted(table["c_inf"].unique())
+    c_infs = sorted(table["c_inf"].dropna().unique())
+    lo, hi = table["data_c_train_min"].min(), table["data_c_train_max"].max()
     for ax, (column, baseline, label) in zip(axes, panels):
+        if np.isfinite(lo) and np.isfinite(hi):
+            ax.axvspan(lo, hi, color="0.9", lw=0, label="C_train range of the fitted data")
         for law, by_law in table.groupby("approach"):
             style = APPROACH_STYLE.get(law, {"color": "tab:green", "label": law})
             if law == "chinchilla":
                 continue  # its k = 1 optimum is the baseline drawn below
             for j, ci in enumerate(c_infs):
                 rows = by_law[by_law["c_inf"] == ci].sort_values("c_train")
-                ax.plot(rows["c_train"], rows[column], color=style["color"],
-                        ls=C_INF_LINESTYLES[j % len(C_INF_LINESTYLES)],
-                        label=f"{style['label']}, C_inf={ci:.1e}")
+                _split_by_range(ax, rows["c_train"], rows[column], rows["extrapolated"], color=_shade(style["color"], j),
+                                label=f"{style['label']}, C_inf = {format_flops(ci)}/token")
         # Chinchilla's own fit when it is in the tables, else the k = 1 baseline carried by the T² rows.
         own = table[table["approach"] == "chinchilla"]
         chin = (own if len(own) else table).drop_duplicates("c_train").sort_values("c_train")
-        ax.plot(chin["c_train"], chin[column if len(own) else baseline], color="black", lw=1.2,
-                label="Chinchilla (k = 1)")
+        flags = chin["extrapolated"] if len(own) else (chin["c_train"] < lo) | (chin["c_train"] > hi) | ~np.isfinite(lo)
+        _split_by_range(ax, chin["c_train"], chin[column if len(own) else baseline], flags, color="black",
+                        label="Chinchilla (k = 1)")
         if column == "tokens_per_param":
             ax.axhline(20, color="gray", ls=":", lw=0.8, label="20 tokens/param")
         ax.set(xscale="log", yscale="log", xlabel="training compute C_train (FLOPs)", ylabel=label)
     task = ", ".join(sorted(table["task"].unique()))
-    fig.suptitle(f"Compute-optimal allocation: {task}", y=1.02)
+    fig.suptitle(f"Compute-optimal allocation: {task} (solid: inside the fitted data; dashed: extrapolated)")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=3, frameon=False)
-    fig.tight_layout()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
     save(fig, out_path)
 
 
@@ -351,17 +375,20 @@ def plot_checkpoint_grid(cells, out_path, title=None):
 
 # ------------------------------------------------------------------------------------------- extrapolation
 
-EXTRAPOLATION_COLUMNS = ["task", "approach", "checkpoint", "N", "D", "tokens_per_param", "k", "metric_name",
-                         "measured", "predicted", "rel_abs_error"]
+EXTRAPOLATION_COLUMNS = ["task", "approach", "metric", "checkpoint", "N", "D", "tokens_per_param", "k", "measured",
+                         "predicted", "rel_abs_error"]
 
 
 def plot_extrapolation(table, out_path):
-    """Predicted vs measured metric on held-out checkpoints, one panel per metric (pass@k, task loss), one
-    colour per approach, with the y = x line; the legend gives each approach's mean relative absolute error.
-    table: frame or CSV path with EXTRAPOLATION_COLUMNS (rel_abs_error = |predicted − measured|/measured, a
-    fraction). Returns the summary: approach, metric_name, n, mean_rel_abs_error_percent."""
+    """Predicted vs measured on held-out checkpoints with the y = x line, one panel per metric: mean pass@k (every
+    law and baseline) and task loss in nats (the laws that predict it); colour per law or baseline, marker per
+    task. The pass@k legend gives each one's mean relative absolute error; the loss legend the mean |log(predicted
+    / measured)|, which stays meaningful where the measured loss is ~0 (a relative error there runs to 1e13 %).
+    table: frame or CSV path of `extrapolate.COLUMNS` (rel_abs_error = |predicted − measured|/measured, a fraction).
+    Returns the summary: approach, metric, n, mean_rel_abs_error_percent, mean_abs_log_ratio (loss panels only)."""
     where = str(table) if isinstance(table, (str, os.PathLike)) else "extrapolation table"
     table = pd.read_csv(table) if isinstance(table, (str, os.PathLike)) else pd.DataFrame(table)
+    column = "metric"
     _require_columns(table, EXTRAPOLATION_COLUMNS, where)
     if table.empty:
         raise ValueError(f"{where}: no held-out rows; hold out checkpoints (extrapolation.checkpoints in config)")
@@ -372,32 +399,48 @@ def plot_extrapolation(table, out_path):
         i = int(np.flatnonzero(off)[0])
         raise ValueError(f"{where}: row {i + 1}: rel_abs_error = {float(table['rel_abs_error'].iloc[i]):.6g} is not "
                          f"|predicted − measured|/measured = {expected[i]:.6g}; write it as a fraction, not percent")
-    metrics = [m for m in ("accuracy", "loss") if m in set(table["metric_name"])]
-    metrics += sorted(set(table["metric_name"]) - set(metrics))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.1), squeeze=False, layout="constrained")
+    losses = {"task_loss"}
+    labels = {"pass_at_k": "mean pass@k", "task_loss": "task loss (nats)"}
+    styles = {**APPROACH_STYLE, "nearest_checkpoint": {"color": "tab:green", "label": "nearest checkpoint"}}
+    metrics = [m for m in ("pass_at_k", "task_loss") if m in set(table[column])]
+    metrics += sorted(set(table[column]) - set(metrics))
+    tasks = list(dict.fromkeys(table["task"].fillna("").astype(str)))
+    markers = dict(zip(tasks, ["o", "s", "^", "D", "v", "P", "X", "*"] * (len(tasks) // 8 + 1)))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.6), squeeze=False, layout="constrained")
     summary = []
     for ax, metric in zip(axes[0], metrics):
-        rows = table[table["metric_name"] == metric]
+        rows = table[table[column] == metric]
         values = rows[["measured", "predicted"]].to_numpy(float)
         lo, hi = values.min(), values.max()
         log = lo > 0 and hi / lo > 10.0  # log-log only where values span a decade or more
         pad = (hi / lo) ** 0.08 if log else 0.08 * (hi - lo or abs(hi) or 1.0)
         lim = (lo / pad, hi * pad) if log else (lo - pad, hi + pad)
-        ax.plot(lim, lim, color="black", lw=0.7, ls="--", label="y = x", zorder=1)
+        ax.plot(lim, lim, color="black", lw=0.7, ls="--", zorder=1)
+        handles = [Line2D([], [], color="black", lw=0.7, ls="--", label="y = x")]
         for approach, part in rows.groupby("approach", sort=True):
-            style = APPROACH_STYLE.get(approach, {"color": "tab:green", "label": approach})
+            style = styles.get(approach, {"color": "tab:purple", "label": approach})
+            for task, points in part.groupby(part["task"].fillna("").astype(str), sort=False):
+                ax.scatter(points["measured"], points["predicted"], s=16, marker=markers[task], color=style["color"],
+                           edgecolor="white", lw=0.4, zorder=3)
             error = 100.0 * part["rel_abs_error"].mean()
-            ax.scatter(part["measured"], part["predicted"], s=16, color=style["color"], edgecolor="white", lw=0.4,
-                       zorder=3, label=f"{style['label']}: {error:.1f} % (n = {len(part)})")
-            summary.append(dict(approach=approach, metric_name=metric, n=len(part), mean_rel_abs_error_percent=error))
-        name = METRIC_LABEL.get(metric, metric)
+            # Near a measured loss of 0 the relative error explodes; the log-ratio counts decades off instead.
+            ratio = np.abs(np.log(part["predicted"] / part["measured"])).mean() if metric in losses else np.nan
+            shown = f"{ratio:.3g}" if metric in losses else f"{error:.1f} %"
+            handles.append(Line2D([], [], color=style["color"], lw=4, label=f"{style['label']}: {shown} "
+                                  f"(n = {len(part)})"))
+            summary.append(dict(approach=approach, metric=metric, n=len(part), mean_rel_abs_error_percent=error,
+                                mean_abs_log_ratio=ratio))
+        name = labels.get(metric, metric)
         ax.set(xlim=lim, ylim=lim, xlabel=f"measured {name}", ylabel=f"predicted {name}", aspect="equal")
         if log:
             ax.set(xscale="log", yscale="log")
-        ax.set_title(f"held-out checkpoints: {'pass@k' if metric == 'accuracy' else 'task loss'}")
-        # Points sit near the diagonal, so the lower-right corner is free.
-        ax.legend(loc="lower right", frameon=False, title="mean |relative error|", title_fontsize=7,
-                  alignment="right")
+        ax.set_title(f"held-out checkpoints: {'task loss' if metric in losses else 'pass@k'}")
+        # Below the panel: the under-predicted points of a baseline fill the lower-right corner.
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, title_fontsize=7,
+                  title="mean |log(pred / meas)|" if metric in losses else "mean |relative error|")
+    fig.legend(handles=[Line2D([], [], marker=m, ls="", color="gray", markeredgecolor="white", label=t or "(no task)")
+                        for t, m in markers.items()], loc="outside lower center", frameon=False,
+               ncols=min(len(tasks), 4), title="task (marker)", title_fontsize=7)
     save(fig, out_path)
     return pd.DataFrame(summary)
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from t2scaling.config import config_problems, resolve, with_defaults
-from t2scaling.grid import grid_cells, parse_cell
+from t2scaling.grid import bracketing_problems, design_problems, grid_cells, parse_cell
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,3 +124,25 @@ def test_bad_config_stops_snakemake_before_any_job(tmp_path):
     assert "invalid config (2 problems)" in run.stderr + run.stdout
     assert "'batchsize' was unexpected" in run.stderr + run.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_default_grid_can_identify_the_laws_and_a_thin_grid_is_told_why_not():
+    config = with_defaults(yaml.safe_load((REPO / "config.yaml").read_text()))
+    assert design_problems(grid_cells(config)) == []
+    thin = with_defaults(smoke())  # 3 sizes over 2.3x at 3 levels
+    problems = design_problems(grid_cells(thin))
+    assert len(problems) == 3
+    assert problems[0].startswith("3 distinct model sizes; give at least 5")
+    assert "span at least 10x" in problems[1] and "3 isoFLOP levels" in problems[2]
+
+
+def test_measured_optimum_must_be_bracketed_at_the_top_two_levels():
+    levels = {1e12: [(1e5, 3.0), (2e5, 2.9), (4e5, 3.1)],  # bracketed
+              2e12: [(1e5, 3.0), (2e5, 2.8), (4e5, 2.7)],  # falls to the largest model: not bracketed
+              5e11: [(1e5, 3.0), (2e5, 3.1)]}  # a lower level is not checked
+    problems = bracketing_problems(levels)
+    assert len(problems) == 1 and problems[0].startswith("isoFLOP level 2e+12 FLOPs: the lowest loss is at its "
+                                                         "largest model (N = 4e+05, 3 cells)")
+    assert "add shapes above it" in problems[0]
+    levels[2e12] = [(1e5, 3.0), (2e5, 2.6), (4e5, 2.7)]
+    assert bracketing_problems(levels) == []

@@ -142,17 +142,20 @@ def test_checkpoint_grid(tmp_path):
 def test_extrapolation(tmp_path):
     rows = []
     for approach, err in (("approach1", 0.02), ("approach2", 0.1)):
-        for i, (metric, measured) in enumerate([("accuracy", 0.3), ("accuracy", 0.6), ("loss", 0.05), ("loss", 2.0)]):
+        for i, (metric, measured) in enumerate([("pass_at_k", 0.3), ("pass_at_k", 0.6), ("task_loss", 0.05),
+                                                ("task_loss", 2.0)]):
             predicted = measured * (1 + err * (-1) ** i)
             rows.append(dict(task="t", approach=approach, checkpoint=f"c{i}", N=1e7, D=1e11, tokens_per_param=1e4,
-                             k=100.0, metric_name=metric, measured=measured, predicted=predicted,
+                             k=100.0, metric=metric, measured=measured, predicted=predicted,
                              rel_abs_error=abs(predicted - measured) / measured))
     path = tmp_path / "extrapolation.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
-    summary = plots.plot_extrapolation(path, tmp_path / "ex.png").set_index(["approach", "metric_name"])
+    summary = plots.plot_extrapolation(path, tmp_path / "ex.png").set_index(["approach", "metric"])
     assert_figure(tmp_path / "ex.png")
-    assert summary.loc[("approach1", "loss"), "mean_rel_abs_error_percent"] == pytest.approx(2.0)
-    assert summary.loc[("approach2", "accuracy"), "mean_rel_abs_error_percent"] == pytest.approx(10.0)
+    assert summary.loc[("approach1", "task_loss"), "mean_rel_abs_error_percent"] == pytest.approx(2.0)
+    assert summary.loc[("approach1", "task_loss"), "mean_abs_log_ratio"] == pytest.approx(
+        np.mean(np.abs(np.log([1.02, 0.98]))))
+    assert summary.loc[("approach2", "pass_at_k"), "mean_rel_abs_error_percent"] == pytest.approx(10.0)
     percent = pd.DataFrame(rows).assign(rel_abs_error=lambda f: 100 * f["rel_abs_error"])
     with pytest.raises(ValueError, match=r"row 1: rel_abs_error = 2 is not .*= 0\.02; write it as a fraction"):
         plots.plot_extrapolation(percent, tmp_path / "bad.png")

@@ -21,4 +21,4 @@ table, fits = extrapolate(
 )
 table.to_csv(snakemake.output[0], index=False)
 log.info("%s: %d held-out predictions, mean relative error %s", snakemake.wildcards.task, len(table),
-         table.groupby("approach")["rel_abs_error"].mean().round(4).to_dict())
+         table.groupby(["approach", "metric"])["rel_abs_error"].mean().round(4).to_dict())

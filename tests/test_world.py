@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -156,6 +157,63 @@ def test_reasoning_questions_are_answerable_in_principle(small):
         # the fact about the second role (or cause) is stated in the train corpus, in the question's words
         second = r["prompt"].split(". ")[1]
         assert f"{second}{r['answer']}{' ' if r['kind'] == 'thing' else '.'}" in train, r
+
+
+SPATIAL_TEXT = re.compile(r"((?:The \w+ is in the \w+\. )+)So the (\w+) is in the")
+
+
+def spatial_chain(statements, queried):
+    """(chain from the item to the outermost container, hops from the queried object to the top)."""
+    parent = dict(re.findall(r"The (\w+) is in the (\w+)\.", statements))
+    for start in parent:
+        chain = [start]
+        while chain[-1] in parent:
+            chain.append(parent[chain[-1]])
+        if queried in chain and start not in parent.values():  # the distractor is a chain of its own
+            return tuple(chain), len(chain) - 1 - chain.index(queried)
+    raise AssertionError(f"no chain through {queried!r} in {statements!r}")
+
+
+def spatial_rows(out, split="test"):
+    return [r for r in read_jsonl(os.path.join(out, "tasks", "spatial.jsonl")) if r["split"] == split]
+
+
+def test_spatial_questions_span_every_level(small):
+    out, _ = small
+    rows = spatial_rows(out)
+    levels = {int(r["kind"].split("-hop")[0]) for r in rows}
+    assert levels == set(w.SPATIAL_LEVELS) == {1, 2, 3, 4}
+    for r in rows:
+        match = SPATIAL_TEXT.fullmatch(r["prompt"])
+        chain, hops = spatial_chain(match[1], match[2])
+        assert r["kind"].startswith(f"{hops}-hop {len(chain) - 1}-link "), r  # the kind names the level
+        assert r["answer"] == f" {chain[-1]}", r
+
+
+def test_one_hop_answer_is_stated_in_the_prompt_and_deeper_ones_are_not(small):
+    out, _ = small
+    for r in spatial_rows(out) + spatial_rows(out, "train"):
+        queried = SPATIAL_TEXT.fullmatch(r["prompt"])[2]
+        stated = f"The {queried} is in the{r['answer']}." in r["prompt"]
+        assert stated == r["kind"].startswith("1-hop "), r
+
+
+def test_spatial_level_mix_is_as_documented():
+    rows = w.SyntheticWorld(0, 20).questions("spatial", 600, 400)
+    for level, weight in w.SPATIAL_LEVELS.items():
+        kinds = [r["kind"] for r in rows if r["kind"].startswith(f"{level}-hop ")]
+        assert abs(len(kinds) / len(rows) - weight) < 0.05, level  # 3 sd of a share of 1000 draws
+        assert {int(k.split()[1].split("-")[0]) for k in kinds} <= {level, level + 1}
+
+
+def test_held_out_spatial_chains_never_in_corpus_which_has_every_level(small):
+    out, _ = small
+    corpus = corpus_text(out, "train") + "\n" + corpus_text(out, "val")
+    passages = [spatial_chain(m[1], m[2]) for m in SPATIAL_TEXT.finditer(corpus)]
+    assert {hops for _, hops in passages} == set(w.SPATIAL_LEVELS)  # the model sees the questions' format
+    test_chains = {spatial_chain(*SPATIAL_TEXT.fullmatch(r["prompt"]).groups())[0] for r in spatial_rows(out)}
+    assert len(test_chains) == 120
+    assert not test_chains & {chain for chain, _ in passages}
 
 
 def test_too_many_questions_is_a_clear_error(tmp_path):

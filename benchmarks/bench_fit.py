@@ -54,9 +54,11 @@ def report(ours, naive, objective, best):
 
 def chinchilla_case(name, N, D, L, fraction, rng):
     result, ours = timed(lambda: fit.fit_chinchilla(N, D, L))
-    logN, logD, logL = np.log(N), np.log(D), np.log(L)
+    # The same units and starts as the fitter: log N, log D relative to their geometric means, a', b' from log L.
+    log_ref = fit._reference(N, D)
+    logN, logD, logL = np.log(N) - log_ref[0], np.log(D) - log_ref[1], np.log(L)
     best, naive, n = naive_loop(lambda X: fit._chinchilla_objective(X, logN, logD, logL, np.ones_like(L)),
-                                fit.HOFFMANN_GRID, fit.CHINCHILLA_BOUNDS, TIGHT, fraction, rng)
+                                fit._with_scale(fit.HOFFMANN_GRID, L), fit.CHINCHILLA_BOUNDS, TIGHT, fraction, rng)
     how = "all 4,500 starts" if n == len(fit.HOFFMANN_GRID) else f"{n} random starts, time x{4500 / n:.1f}"
     print(f"(a) Chinchilla, {name}, {len(L)} points")
     print(f"    t2scaling multistart : {ours:7.2f} s   objective {result.objective:.12g}   (target <= 2 s)")
@@ -89,8 +91,10 @@ def main():
     Q = get_law("approach1").predict(t2, N[:, None], D[:, None], k[None, :])
     Q = Q * np.exp(0.01 * rng.standard_normal(Q.shape))
     result, ours = timed(lambda: fit.fit_approach1(N[:, None], D[:, None], k[None, :], Q, restarts=500))
-    flat = [a.ravel() for a in np.broadcast_arrays(np.log(N)[:, None], np.log(D)[:, None], np.log(k)[None], Q)]
-    starts = fit._approach1_starts(500, np.random.default_rng(0))  # the same starts fit_approach1 draws (seed 0)
+    log_ref = fit._reference(N, D)
+    flat = [a.ravel() for a in np.broadcast_arrays(np.log(N)[:, None] - log_ref[0], np.log(D)[:, None] - log_ref[1],
+                                                   np.log(k)[None], Q)]
+    starts = fit._approach1_starts(500, np.random.default_rng(0), Q)  # the starts fit_approach1 draws (seed 0)
     best, naive, n = naive_loop(lambda X: fit._approach1_objective(X, *flat), starts, fit.APPROACH1_BOUNDS,
                                 dict(maxiter=5000), fraction, rng, jac=False)
     how = "all 500 starts" if n == 500 else f"{n} random starts, time x{500 / n:.1f}"

@@ -3,7 +3,11 @@
 Every fitter returns a `FitResult` (the Fit JSON of §5). Objectives are written once, batched over many
 parameter vectors (rows of X) with analytic gradients. `_multistart` runs a vectorised BFGS from every start
 at once, drops the worse half every few steps, then polishes the best few distinct candidates with scipy's
-L-BFGS-B; the best objective wins. Optimiser space = `law.pack` order (positive scales as logs).
+L-BFGS-B; the best objective wins. Optimiser space = `law.pack` order (positive scales as logs), with N and D
+in reference units N/N_ref, D/D_ref (geometric means of the data): there a' = log A' where A/N^alpha =
+A' (N/N_ref)^-alpha, so A = A' N_ref^alpha, and log A', log B' are logs of loss terms at the data whatever the
+exponents (with raw N, D, log A = log A' + alpha log N_ref grows with alpha and a bound on it caps alpha). Fits
+store natural parameters (A, B for raw N, D) and record N_ref, D_ref in their options.
 """
 
 import argparse
@@ -13,23 +17,29 @@ import time
 
 import numpy as np
 from scipy.optimize import least_squares, minimize
-from scipy.special import betaln, digamma, expit
-from scipy.stats import betabinom
+from scipy.special import betaln, digamma, expit, gammaln
 from tqdm import tqdm
 
 from t2scaling import observations
 from t2scaling.fitresult import FitResult
-from t2scaling.laws import get_law
-from t2scaling.passk import beta_pass_at_k
+from t2scaling.laws import approach2_link, get_law
+from t2scaling.passk import beta_pass_at_k, digamma_diff, lgamma_diff, log_beta_ratio, log_beta_ratio_grad
 
 logger = logging.getLogger(__name__)
 
 HUBER_DELTA = 1e-3
-# Hoffmann et al.'s 4,500 starts: alpha, beta in {0, .5, .., 2}, e in {-1, -.5, .., 1}, a, b in {0, 5, .., 25}.
-_HALVES, _ES, _AB = np.arange(0, 2.01, 0.5), np.arange(-1, 1.01, 0.5), np.arange(0, 26, 5.0)
+# Hoffmann et al.'s 4,500 starts: alpha, beta in {0, .5, .., 2}, e in {-1, -.5, .., 1}. Their a, b in {0, 5, .., 25}
+# were log A, log B for raw N, D. In reference units a', b' are the logs of the N and D terms at the data's
+# geometric-mean N and D, each a part of the loss there, so their six values are log(mean loss) + {-5, -4, .., 0}:
+# a term from e^-5 ~ 0.7 % of the loss to all of it, at any loss scale. HOFFMANN_GRID holds these offsets and
+# `_with_scale` adds the scale. (Starts above the loss mostly lose; from 10 random Approach 1 starts they also
+# often end in a local minimum with a dead N term.)
+_HALVES, _ES, _AB = np.arange(0, 2.01, 0.5), np.arange(-1, 1.01, 0.5), np.arange(-5, 0.01, 1.0)
 HOFFMANN_GRID = np.stack(np.meshgrid(_AB, _AB, _ES, _HALVES, _HALVES, indexing="ij"), -1).reshape(-1, 5)
-# Optimiser-space bounds, wide on purpose: a fit that ends on one is reported as not converged.
-CHINCHILLA_BOUNDS = np.array([(-10, 60), (-10, 60), (-10, 6), (0, 5), (0, 5)], dtype=float)  # a, b, e, alpha, beta
+# Optimiser-space bounds (a', b' in reference units), wide on purpose: a fit that ends on one is reported as not
+# converged. A term of e^30 nats at the data is absurd and one of e^-30 is nil, so a', b' never bind a real fit,
+# whatever alpha and beta.
+CHINCHILLA_BOUNDS = np.array([(-30, 30), (-30, 30), (-10, 6), (0, 5), (0, 5)], dtype=float)  # a', b', e, alpha, beta
 APPROACH1_BOUNDS = np.vstack([CHINCHILLA_BOUNDS, [(-10, 6), (0, 5)]])  # + log G, gamma
 THETA_BOUNDS = np.array([(-50, 50), (0, 1e3), (1e-6, 1), (-25, 25), (-25, 25)], dtype=float)  # theta0..theta4
 # Legitimate values on a bound: theta2 = 1 (every question solvable in the limit) and E ~ 0 (no loss floor, as
@@ -44,7 +54,8 @@ DEFAULT_K_GRID = observations.DEFAULT_K_GRID
 def _chinchilla_objective(X, logN, logD, logL, weight):
     """sum_i w_i Huber(log L̂_i - log L_i), log L̂ = log(e^(a - alpha log N) + e^(b - beta log D) + e^e).
 
-    Inside CHINCHILLA_BOUNDS every exponent lies in (-700, 60) for N, D < 1e40, so no max-shift is needed.
+    logN, logD in reference units (log N/N_ref, log D/D_ref; a, b = a', b'). Inside CHINCHILLA_BOUNDS every
+    exponent lies in (-700, 700) while N and D each span less than 1e40, so no max-shift is needed.
     """
     eA = np.exp(X[:, :1] - X[:, 3:4] * logN)
     eB = np.exp(X[:, 1:2] - X[:, 4:5] * logD)
@@ -71,29 +82,20 @@ def _approach1_objective(X, logN, logD, logk, Q):
 
 
 def _beta_ab(T, L):
-    """Approach 2 links at task NLL L: Beta (a, b) (S, n), their theta-derivatives (5, S, n), and which rows
-    keep the precision nu in [1e-13, 5e8], where betaln differences are still accurate."""
-    s = expit(-T[:, 1:2] * (L - T[:, :1]))
-    raw = T[:, 2:3] * s
-    mu = np.clip(raw, 1e-12, 1 - 1e-12)  # as laws.Approach2.beta_params; flat (zero gradient) where clipped
-    log_nu = T[:, 3:4] + T[:, 4:5] * L
-    nu = np.exp(np.clip(log_nu, -30, 20))
-    ds = T[:, 2:3] * s * (1 - s) * (mu == raw)
-    zero = np.zeros_like(mu)
-    dmu = np.stack(np.broadcast_arrays(ds * T[:, 1:2], -ds * (L - T[:, :1]), s * (mu == raw), zero, zero))
-    dnu = np.stack(np.broadcast_arrays(zero, zero, zero, nu, nu * L))
-    valid = np.all((log_nu >= -30) & (log_nu <= 20), axis=1)
-    return mu * nu, (1 - mu) * nu, dmu * nu + mu * dnu, -dmu * nu + (1 - mu) * dnu, valid
+    """Approach 2 links (laws.approach2_link, as prediction) at task NLL L: Beta (a, b) (S, n), their
+    theta-derivatives (5, S, n), and which rows keep every log nu inside laws.LOG_NU_RANGE (unclipped)."""
+    mu, nu, dmu, dnu, inside = approach2_link(T.T[:, :, None], L, derivatives=True)
+    return mu * nu, (1 - mu) * nu, dmu * nu + mu * dnu, -dmu * nu + (1 - mu) * dnu, np.all(inside, axis=1)
 
 
 def _approach2_sse_objective(T, L, k, acc):
     """sum_i (Acc(L_i, k_i) - acc_i)^2 over checkpoints x k, Acc = 1 - B(a, b+k)/B(a, b)."""
     a, b, da, db, valid = _beta_ab(T, L)
-    ratio = np.exp(betaln(a, b + k) - betaln(a, b))  # 1 - Acc
-    r2 = 2.0 * (1.0 - ratio - acc)
-    dlr_da = digamma(a + b + k) - digamma(a + b)  # -d log ratio / da
-    dlr_db = dlr_da - digamma(b + k) + digamma(b)
-    ga, gb = r2 * ratio * dlr_da, r2 * ratio * dlr_db
+    log_ratio = log_beta_ratio(a, b, k)  # log(1 - Acc), accurate at any precision nu
+    ratio = np.exp(log_ratio)
+    r2 = 2.0 * (-np.expm1(log_ratio) - acc)
+    dlr_da, dlr_db = log_beta_ratio_grad(a, b, k)
+    ga, gb = -r2 * ratio * dlr_da, -r2 * ratio * dlr_db
     return _walled(0.25 * (r2 * r2).sum(axis=1), (ga * da + gb * db).sum(axis=-1).T, valid)
 
 
@@ -105,13 +107,15 @@ def _approach2_nll_objective(T, L, data):
         value = -((a - 1) * data["sum_log_p"] + (b - 1) * data["sum_log_1mp"] - m * betaln(a, b)).sum(axis=1)
         ga = -(data["sum_log_p"] - m * (digamma(a) - ab))
         gb = -(data["sum_log_1mp"] - m * (digamma(b) - ab))
-    else:  # distinct (checkpoint, n, c) rows with counts
+    else:  # distinct (checkpoint, n, c) rows with counts; Beta-binomial log pmf by lnΓ/ψ differences that stay
+        # accurate at large nu (scipy's betabinom.logpmf subtracts betaln values ~ nu log nu)
         n, c, w = data["n"], data["c"], data["count"]
         a, b, da, db, valid = _beta_ab(T, L[data["ckpt"]])
-        value = -(w * betabinom.logpmf(c, n, a, b)).sum(axis=1)
-        common = digamma(a + b) - digamma(n + a + b)
-        ga = -w * (digamma(c + a) - digamma(a) + common)
-        gb = -w * (digamma(n - c + b) - digamma(b) + common)
+        log_comb = gammaln(n + 1) - gammaln(c + 1) - gammaln(n - c + 1)
+        value = -(w * (log_comb + lgamma_diff(a, c) + lgamma_diff(b, n - c) - lgamma_diff(a + b, n))).sum(axis=1)
+        common = digamma_diff(a + b, n)
+        ga = -w * (digamma_diff(a, c) - common)
+        gb = -w * (digamma_diff(b, n - c) - common)
     return _walled(value, (ga * da + gb * db).sum(axis=-1).T, valid)
 
 
@@ -193,10 +197,10 @@ def _polish(fun, x0, lo, hi, scale):
     res = minimize(single, x0, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)),
                    options=dict(maxiter=5000, maxfun=20000, ftol=1e-15, gtol=1e-12, maxcor=20))
     x, f, g = res.x, res.fun, single(res.x)[1]
-    for _ in range(5):
+    for steps in range(6):  # the Newton check runs at every point it may return, the last one included
         held = ((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)) | (lo == hi)  # at an active bound, or fixed
         gain, step = _newton_step(fun, x, g, ~held)
-        if not gain > 1e-9 * (abs(f) + 1e-6 * scale):
+        if not gain > 1e-9 * (abs(f) + 1e-6 * scale) or steps == 5:
             break
         trial = np.clip(x + step, lo, hi)
         f_trial, g_trial = single(trial)
@@ -266,10 +270,42 @@ def _points(label, **arrays):
     except ValueError as err:
         raise ValueError(f"{label}: arrays {list(arrays)} have incompatible shapes {[a.shape for a in out]}") from err
     for name, v in zip(arrays, out):
-        if not np.all(np.isfinite(v)) or np.any(v <= 0):
-            raise ValueError(f"{label}: {name} must be finite and > 0 everywhere (first bad index "
-                             f"{int(np.flatnonzero(~(np.isfinite(v) & (v > 0)))[0])}); fix or drop those points")
+        bad = ~(np.isfinite(v) & (v > 0))
+        if bad.any():  # name the point by its coordinates (N, D, k ...), not a flat index
+            first = np.unravel_index(np.flatnonzero(bad)[0], v.shape)
+            where = ", ".join(f"{n} = {a[first]:g}" for n, a in zip(arrays, out))
+            raise ValueError(f"{label}: {name} must be finite and > 0 everywhere, but is not at {int(bad.sum())} of "
+                             f"{v.size} points, the first at {where}; fix or drop those points")
     return [v.ravel() for v in out]
+
+
+def _data_range(N, D, k=1.0):
+    """The span of the fitted data (DESIGN.md §2.6, honest extrapolation): [min, max] of N, D, C_train = 6ND,
+    tokens per parameter D/N and k (1 for laws without k), as plain floats."""
+    N, D, k = (np.asarray(v, dtype=float) for v in (N, D, k))
+    values = dict(N=N, D=D, C_train=6 * N * D, tokens_per_param=D / N, k=k)
+    return {name: [float(v.min()), float(v.max())] for name, v in values.items()}
+
+
+def _reference(N, D):
+    """log N_ref, log D_ref: geometric means of the data (the optimiser's units, see the module docstring)."""
+    return np.array([np.log(N).mean(), np.log(D).mean()])
+
+
+def _with_scale(starts, loss):
+    """Starts whose a', b' are offsets from the log of the mean loss (nats) -> starts in reference units."""
+    starts = np.array(starts, dtype=float)
+    starts[:, :2] += np.log(np.mean(loss))
+    return starts
+
+
+def _natural(x, log_ref):
+    """Optimiser vector(s) with a', b' in reference units -> natural a = log A, b = log B (None stays None)."""
+    if x is None:
+        return None
+    x = np.array(x, dtype=float)
+    x[..., :2] += x[..., 3:5] * log_ref
+    return x
 
 
 def _require_spread(label, N, D):
@@ -297,7 +333,8 @@ def _r2(observed, predicted):
 
 
 def _problems(names, values, best, x, bounds, r2, stage=""):
-    """Honest reasons a fit is not a converged fit (empty list = converged). values: natural parameters."""
+    """Honest reasons a fit is not a converged fit (empty list = converged). values: natural parameters; x and
+    bounds: the optimiser's coordinates (reference units), where the bounds apply."""
     where = f"{stage}: " if stage else ""
     if best is None or not np.isfinite(best.fun):
         return [f"{where}the optimiser failed from every start (no finite objective)"]
@@ -306,21 +343,23 @@ def _problems(names, values, best, x, bounds, r2, stage=""):
     for name, xi, (lo, hi) in zip(names, x, bounds):
         for side, edge in (("lower", lo), ("upper", hi)):
             if lo < hi and abs(xi - edge) <= 1e-6 * max(1.0, abs(edge)) and (name, side) not in LEGAL_AT_BOUND:
-                out.append(f"{where}{name} = {values[name]:.4g} sits at its {side} bound")
+                out.append(f"{where}{name} = {values[name]:.4g} sits at its {side} bound ({edge:g} in the optimiser's "
+                           "coordinate)")
     if r2 is not None and not (np.isfinite(r2) and r2 >= 0):
         out.append(f"{where}R^2 = {r2:.3g} (the law explains none of the variation)")
     return out
 
 
 def _negligible_terms(params, N, D, k=None):
-    """A power-law term below 1e-4 of the prediction at every point is unidentified (its exponent is arbitrary)."""
+    """A power-law term that varies by less than 1e-4 of the prediction over the data is unidentified: tiny (its
+    exponent is arbitrary) or flat (exponent ~0, so it cannot be told from E)."""
     terms = {"A/N^alpha": ("N", params["A"] * N ** -params["alpha"]),
              "B/D^beta": ("D", params["B"] * D ** -params["beta"])}
     if k is not None:
         terms["G/k^gamma"] = ("k", params["G"] * k ** -params["gamma"])
     total = params["E"] + sum(t for _, t in terms.values())
-    return [f"{name} is below 1e-4 of the prediction at every point (the data show no dependence on {var})"
-            for name, (var, t) in terms.items() if not np.max(t / total) >= 1e-4]
+    return [f"{name} varies by less than 1e-4 of the prediction over the data (the data show no dependence on "
+            f"{var})" for name, (var, t) in terms.items() if not np.ptp(t) >= 1e-4 * total.min()]
 
 
 def _verdict(label, law_name, problems, fix, allow_unconverged):
@@ -403,15 +442,16 @@ def _chinchilla(N, D, L, variant, variance, task, label, allow_unconverged):
     N, D, L = _points(label, N=N, D=D, loss=L)
     observations.require_points(len(L), "chinchilla", label)
     _require_spread(label, N, D)
-    logN, logD, logL = np.log(N), np.log(D), np.log(L)
+    log_ref = _reference(N, D)
+    logN, logD, logL = np.log(N) - log_ref[0], np.log(D) - log_ref[1], np.log(L)
     if variant == "huber":
         weight, note = np.ones_like(L), "uniform"
-        starts, bounds = HOFFMANN_GRID, CHINCHILLA_BOUNDS
+        starts, bounds = _with_scale(HOFFMANN_GRID, L), CHINCHILLA_BOUNDS
     else:  # profile E over 40 values in [0.01, 0.95] min(L); (a, b, alpha, beta) from Hoffmann's grid at each
         variance = None if variance is None else np.broadcast_to(np.asarray(variance, dtype=float), L.shape)
         weight, note = _isoflop_weights(N, D, variance)
         e_grid = np.log(np.linspace(0.01, 0.95, 40) * L.min())
-        rest = np.unique(HOFFMANN_GRID[:, [0, 1, 3, 4]], axis=0)
+        rest = np.unique(_with_scale(HOFFMANN_GRID, L)[:, [0, 1, 3, 4]], axis=0)
         starts = np.array([[a, b, e, al, be] for e in e_grid for a, b, al, be in rest])
         bounds = _fix_e(starts)
 
@@ -426,9 +466,10 @@ def _chinchilla(N, D, L, variant, variance, task, label, allow_unconverged):
     law = get_law("chinchilla")
     best = results[0] if results else None
     x = best.x if best is not None else np.full(5, np.nan)
-    r2 = _r2(L, law.predict(law.unpack(x), N, D)) if best is not None else float("nan")
-    problems = _problems(law.param_names, law.unpack(x), best, x, bounds.reshape(-1, 5, 2)[0], r2)
-    problems += _negligible_terms(law.unpack(x), N, D) if best is not None else []
+    params = law.unpack(_natural(x, log_ref))
+    r2 = _r2(L, law.predict(params, N, D)) if best is not None else float("nan")
+    problems = _problems(law.param_names, params, best, x, bounds.reshape(-1, 5, 2)[0], r2)
+    problems += _negligible_terms(params, N, D) if best is not None else []
     if variant == "profile_e" and best is not None and np.isclose(x[2], e_grid[-1]):  # the low end means E ~ 0
         problems.append(f"E = {np.exp(x[2]):.4g} sits at the top of its profile grid, 0.95 min(loss)")
     converged = _verdict(label, "chinchilla", problems, "Add points over a wider range of N and D, or check the "
@@ -437,13 +478,14 @@ def _chinchilla(N, D, L, variant, variance, task, label, allow_unconverged):
     refit_starts = np.array([r.x for r in results]) if variant == "huber" else \
         np.array([[x[0], x[1], e, x[3], x[4]] for e in e_grid])
     refit_bounds = bounds if variant == "huber" else _fix_e(refit_starts)
-    params = law.unpack(x)
     fit = FitResult(
         law="chinchilla", params=params, task=task, derived=_derived(params), r2=r2, n_points=len(L),
         objective=float(best.fun) if best is not None else float("nan"), restarts=len(starts), converged=converged,
-        seconds=time.perf_counter() - t0, input_hash=_array_hash(N, D, L),
-        options=dict(variant=variant, huber_delta=HUBER_DELTA, weights=note))
-    return fit, lambda idx: _refit_best(objective(idx), refit_starts, refit_bounds, scale)
+        seconds=time.perf_counter() - t0, input_hash=_array_hash(N, D, L), data_range=_data_range(N, D),
+        options=dict(variant=variant, huber_delta=HUBER_DELTA, weights=note, N_ref=float(np.exp(log_ref[0])),
+                     D_ref=float(np.exp(log_ref[1]))))
+    # resamples keep the full data's reference units, so the full-data optima are valid starts
+    return fit, lambda idx: _natural(_refit_best(objective(idx), refit_starts, refit_bounds, scale), log_ref)
 
 
 def _fix_e(starts):
@@ -476,11 +518,12 @@ def fit_chinchilla(N, D, loss, *, variant="huber", variance=None, bootstrap=0, s
 
 # ---- Approach 1 ----
 
-def _approach1_starts(restarts, rng):
-    """Random starts (a, b, e, alpha, beta, g, gamma) over ranges like Hoffmann's grid."""
-    lo = np.array([0, 0, -3, 0, 0, -3, 0.0])
-    hi = np.array([25, 25, 2, 2, 2, 2, 1.5])
-    return lo + (hi - lo) * rng.random((restarts, 7))
+def _approach1_starts(restarts, rng, loss=1.0):
+    """Random starts (a', b', e, alpha, beta, g, gamma) over ranges like Hoffmann's grid: a', b' in reference units,
+    log(mean loss) + [-5, 0] as HOFFMANN_GRID (loss: the fitted task losses, nats)."""
+    lo = np.array([-5, -5, -3, 0, 0, -3, 0.0])
+    hi = np.array([0, 0, 2, 2, 2, 2, 1.5])
+    return _with_scale(lo + (hi - lo) * rng.random((restarts, 7)), loss)
 
 
 def fit_approach1(N, D, k, Q, *, restarts=500, bootstrap=0, seed=0, task="", label="arrays",
@@ -500,7 +543,8 @@ def fit_approach1(N, D, k, Q, *, restarts=500, bootstrap=0, seed=0, task="", lab
     if np.unique(k).size < 2:
         raise ValueError(f"{label}: a single k = {k[0]:g}: G/k^gamma cannot be told from E; use a k grid with "
                          "several values (e.g. 1,2,4,...,1024)")
-    logN, logD, logk = np.log(N), np.log(D), np.log(k)
+    log_ref = _reference(N, D)
+    logN, logD, logk = np.log(N) - log_ref[0], np.log(D) - log_ref[1], np.log(k)
 
     def make(idx):
         data = logN[idx], logD[idx], logk[idx], Q[idx]
@@ -508,11 +552,11 @@ def fit_approach1(N, D, k, Q, *, restarts=500, bootstrap=0, seed=0, task="", lab
 
     rng = np.random.default_rng(seed)
     scale = ((Q - Q.mean()) ** 2).sum()
-    results = _multistart(make(np.arange(len(Q))), _approach1_starts(restarts, rng), APPROACH1_BOUNDS, scale)
+    results = _multistart(make(np.arange(len(Q))), _approach1_starts(restarts, rng, Q), APPROACH1_BOUNDS, scale)
     law = get_law("approach1")
     best = results[0] if results else None
     x = best.x if best is not None else np.full(7, np.nan)
-    params = law.unpack(x)
+    params = law.unpack(_natural(x, log_ref))
     r2 = _r2(Q, law.predict(params, N, D, k)) if best is not None else float("nan")
     problems = _problems(law.param_names, params, best, x, APPROACH1_BOUNDS, r2)
     problems += _negligible_terms(params, N, D, k) if best is not None else []
@@ -521,11 +565,12 @@ def fit_approach1(N, D, k, Q, *, restarts=500, bootstrap=0, seed=0, task="", lab
     fit = FitResult(
         law="approach1", params=params, task=task, derived=_derived(params), r2=r2, n_points=len(Q),
         objective=float(best.fun) if best is not None else float("nan"), restarts=restarts, converged=converged,
-        input_hash=_array_hash(N, D, k, Q), k_grid=sorted(set(k.tolist())), options=dict(variant="sse"))
+        input_hash=_array_hash(N, D, k, Q), k_grid=sorted(set(k.tolist())), data_range=_data_range(N, D, k),
+        options=dict(variant="sse", N_ref=float(np.exp(log_ref[0])), D_ref=float(np.exp(log_ref[1]))))
     groups = np.unique(np.stack([N, D], 1), axis=0, return_inverse=True)[1].ravel()
     starts = np.array([r.x for r in results])
-    samples, failed = _bootstrap(lambda idx, _: _refit_best(make(idx), starts, APPROACH1_BOUNDS, scale), groups,
-                                 bootstrap, seed, "approach1")
+    samples, failed = _bootstrap(lambda idx, _: _natural(_refit_best(make(idx), starts, APPROACH1_BOUNDS, scale),
+                                                         log_ref), groups, bootstrap, seed, "approach1")
     return _finish(fit, t0, samples, failed, bootstrap, seed)
 
 
@@ -617,7 +662,9 @@ def fit_approach2(N, D, nll, k, pass_at_k, *, variant="sse", likelihood=None, st
         law="approach2", params=params, task=task, derived=_derived(params), r2=r2, n_points=int(acc.size),
         objective=float(best.fun) if best is not None else float("nan"), restarts=restarts,
         converged=bool(converged), input_hash=_array_hash(N, D, nll, k, acc), k_grid=k.tolist(),
+        data_range=_data_range(N, D, k),
         options=dict(variant=variant, stage1=stage1, stage1_objective=stage1_fit.objective, stage1_r2=stage1_fit.r2,
+                     N_ref=stage1_fit.options["N_ref"], D_ref=stage1_fit.options["D_ref"],
                      objective="sse" if variant == "sse" else "negative log-likelihood (nats)",
                      likelihood=None if likelihood is None else likelihood["kind"]))
     theta_starts = np.array([r.x for r in results])
@@ -687,6 +734,7 @@ def fit_observations(law, obs, *, task="", k_grid=None, restarts=500, bootstrap=
     elif law == "approach1":
         used = observations.choose_source(obs, source)
         ckpts, k, Q = observations.task_loss_matrix(obs, k_grid, used)
+        _require_task_loss(label, ckpts.index, k, Q)
         result = fit_approach1(ckpts["N"].to_numpy()[:, None], ckpts["D"].to_numpy()[:, None], k[None, :], Q,
                                restarts=restarts, **common)
     else:
@@ -698,6 +746,17 @@ def fit_observations(law, obs, *, task="", k_grid=None, restarts=500, bootstrap=
                                nll_variance=var, restarts=restarts, **common)
     result.options.update(form=obs.form, source=used)
     return result
+
+
+def _require_task_loss(label, names, k, Q):
+    """Approach 1 fits task loss Q (C, K) > 0; where it is 0 (-log pass@k of a checkpoint that solves every
+    question with certainty) name the checkpoint and k rather than a point index."""
+    zero = np.argwhere(~(Q > 0))
+    if len(zero):
+        i, j = zero[0]
+        raise ValueError(f"{label}: checkpoint {names[i]!r} solves every question with certainty at k = {k[j]:g}, so "
+                         "its task loss -log(pass@k) is 0, which Approach 1 cannot fit; drop the checkpoint or leave "
+                         "that k out of the k grid (--k-grid)")
 
 
 def add_fitting_arguments(parser):

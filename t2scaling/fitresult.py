@@ -28,6 +28,8 @@ class FitResult:
     input_hash: str = ""
     options: dict = dataclasses.field(default_factory=dict)
     k_grid: list = dataclasses.field(default_factory=list)
+    # span of the fitted data: {"N", "D", "C_train" (6ND), "tokens_per_param", "k"} -> [min, max]; {} in old fits
+    data_range: dict = dataclasses.field(default_factory=dict)
     version: str = __version__
 
     def __post_init__(self):

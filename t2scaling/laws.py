@@ -95,6 +95,42 @@ class Approach1(Law):
         return _chinchilla_loss(params, N, D) + params["G"] * np.exp(-params["gamma"] * np.log(k))
 
 
+# One link policy for fitting and prediction. mu is kept off 0 and 1 so Beta(a, b) stays proper. log nu is
+# clipped to +-30 (the fitter's window was [-30, 20] only because betaln differences failed above nu ~ 5e8):
+# beyond, Beta(mu nu, (1 - mu) nu) is its limit for any data (nu = e^-30 ~ 1e-13: mass mu at 1 and 1 - mu at 0,
+# pass@k = mu to ~1e-13 ln k; nu = e^30 ~ 1e13: spread < 2e-7 around mu, pass@k = 1 - (1 - mu)^k to ~k^2/nu), and
+# passk.beta_pass_at_k is tested accurate over the whole range. The fitter walls the objective where any fitted
+# point would be clipped, so a fit never rests on the clip; prediction clips extrapolations the same way.
+MU_RANGE = (1e-12, 1.0 - 1e-12)
+LOG_NU_RANGE = (-30.0, 30.0)
+
+
+def approach2_link(theta, nll, derivatives=False):
+    """Beta mean mu and precision nu of per-question accuracy at task NLL `nll` (nats) (DESIGN.md §2.5):
+    mu = theta2 sigmoid(-theta1 (nll - theta0)), nu = exp(theta3 + theta4 nll), clipped to MU_RANGE and
+    LOG_NU_RANGE. theta: 5 arrays (or floats) broadcasting against nll.
+
+    derivatives=True also returns d mu/d theta and d nu/d theta, stacked (5, ...) (zero where clipped), and
+    `inside`: where log nu lies within LOG_NU_RANGE.
+    """
+    t0, t1, t2, t3, t4 = (np.asarray(t, dtype=float) for t in theta)
+    nll = np.asarray(nll, dtype=float)
+    s = expit(-t1 * (nll - t0))
+    raw = t2 * s
+    mu = np.clip(raw, *MU_RANGE)
+    log_nu = t3 + t4 * nll
+    nu = np.exp(np.clip(log_nu, *LOG_NU_RANGE))
+    if not derivatives:
+        return mu, nu
+    free = mu == raw
+    inside = (log_nu >= LOG_NU_RANGE[0]) & (log_nu <= LOG_NU_RANGE[1])
+    ds = t2 * s * (1 - s) * free
+    zero = np.zeros_like(mu)
+    dmu = np.stack(np.broadcast_arrays(ds * t1, -ds * (nll - t0), s * free, zero, zero))
+    dnu = np.stack(np.broadcast_arrays(zero, zero, zero, nu * inside, nu * nll * inside))
+    return mu, nu, dmu, dnu, inside
+
+
 @register
 class Approach2(Law):
     """T² Approach 2: p ~ Beta(mu nu, (1-mu) nu) with links driven by the Chinchilla task-NLL fit L(N, D).
@@ -110,12 +146,8 @@ class Approach2(Law):
 
     @staticmethod
     def beta_params(params, nll):
-        """Beta (a, b) of per-question accuracy at predicted task NLL `nll` (nats)."""
-        mu = params["theta2"] * expit(-params["theta1"] * (np.asarray(nll, dtype=float) - params["theta0"]))
-        # Clipped so extrapolation far outside the fitted range (the planner searches N down to 1e3) stays a
-        # proper Beta instead of underflowing to a = 0 or overflowing to inf.
-        nu = np.exp(np.clip(params["theta3"] + params["theta4"] * np.asarray(nll, dtype=float), -300.0, 300.0))
-        mu = np.clip(mu, 1e-12, 1 - 1e-12)
+        """Beta (a, b) of per-question accuracy at predicted task NLL `nll` (nats), via `approach2_link`."""
+        mu, nu = approach2_link([params[f"theta{i}"] for i in range(5)], nll)
         return mu * nu, (1.0 - mu) * nu
 
     def predict(self, params, N, D, k=1.0):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from t2scaling.passk import pass_at_k_exact, pass_at_k_unbiased
+from t2scaling.passk import neg_log_pass_at_k_exact, pass_at_k_exact, pass_at_k_unbiased
 
 logger = logging.getLogger(__name__)
 
@@ -364,8 +364,11 @@ def pass_at_k_matrix(obs, k_grid=None, source="auto"):
 def task_loss_matrix(obs, k_grid=None, source="auto"):
     """Approach 1's target Q per checkpoint and k (nats): (checkpoints, k, Q (C, K)).
 
-    From p: Q = mean_i[-log pass@k_i]. From samples or aggregated pass@k, where some per-question pass@k are
-    0, Q = -log(mean_i pass@k_i) (DESIGN.md §2.4).
+    From p: Q = mean_i[-log pass@k_i], each term without underflow (passk.neg_log_pass_at_k_exact); where every
+    term is below the smallest normal double (every question solved with certainty to double precision), Q is
+    that number, 2.2e-308 nats, not 0, so a fit can use it (it cannot tell them apart); Q = 0 only where p = 1
+    on every question. From samples or aggregated pass@k, where some per-question pass@k are 0,
+    Q = -log(mean_i pass@k_i) (DESIGN.md §2.4).
     """
     source = choose_source(obs, source)
     if source != "p":
@@ -374,7 +377,9 @@ def task_loss_matrix(obs, k_grid=None, source="auto"):
         return ckpts, k, -np.log(acc)
     k = k_grid_for(obs, k_grid, source)
     ckpts, p = question_matrix(obs, "p")
-    return ckpts, k, np.stack([-np.log(pass_at_k_exact(p, kk)).mean(axis=1) for kk in k], axis=1)
+    Q = np.stack([neg_log_pass_at_k_exact(p, kk).mean(axis=1) for kk in k], axis=1)
+    uncertain = np.any(p < 1, axis=1, keepdims=True)  # then Q > 0 exactly, however small
+    return ckpts, k, np.where(uncertain, np.maximum(Q, np.finfo(float).tiny), Q)
 
 
 def _positive(obs, names, k, acc):

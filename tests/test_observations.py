@@ -255,6 +255,21 @@ def test_task_loss_from_samples_with_no_success(tmp_path):
         task_loss_matrix(read_table(write(tmp_path, frame)), [1, 2])
 
 
+def test_task_loss_from_p_does_not_underflow_when_every_question_is_solved(tmp_path):
+    frame = per_question_frame()
+    frame.loc[frame.checkpoint == "c2", "nll"] = [1e-3, 0.02, 0.3, 0.6]  # p = 0.999 .. 0.55
+    ckpts, k, Q = task_loss_matrix(read_table(write(tmp_path, frame)))  # default k grid, 1 .. 1024
+    p = np.exp(-frame.loc[frame.checkpoint == "c2", "nll"].to_numpy())
+    assert np.all(Q > 0) and np.all(np.isfinite(Q))
+    # k = 16: mean of -log(1 - (1 - p)^k) ~ mean (1 - p)^k, far below what 1 - pass@k can resolve
+    assert Q[2, list(k).index(16.0)] == pytest.approx(np.mean(-np.log1p(-(1 - p) ** 16)), rel=1e-12)
+    assert Q[2, -1] == pytest.approx(np.mean((1 - p) ** 1024), rel=1e-12)  # ~ 1e-285, no longer 0
+    frame.loc[frame.checkpoint == "c2", "nll"] = 0.05  # p = 0.95: (1 - p)^1024 ~ 1e-1340 for every question
+    assert task_loss_matrix(read_table(write(tmp_path, frame)))[2][2, -1] == np.finfo(float).tiny
+    frame.loc[frame.checkpoint == "c2", "nll"] = 0.0  # p = 1 exactly: the loss is 0, and stays so
+    assert np.all(task_loss_matrix(read_table(write(tmp_path, frame)))[2][2] == 0)
+
+
 def test_likelihood_statistics(tmp_path):
     frame = per_question_frame()
     frame["n_samples"], frame["n_correct"] = 5, np.arange(len(frame)) % 3

@@ -269,6 +269,34 @@ def _question_intervals(measured, reference, names):
             for i, n in enumerate(names)}
 
 
+# ------------------------------------------------------------------------------------- task grading
+
+def pass_at_1_by_level(task, observations, levels):
+    """Is the task graded? Measured pass@1 of its checkpoints at each isoFLOP level (levels: {C_train FLOPs:
+    [checkpoint names]}): the best and the mean over the level's cells, and for the best cell of every level
+    its gain over the best cell of the lowest level with a 95 % paired question-bootstrap interval. A task
+    whose pass@1 does not rise with C_train (the interval of the top level's gain includes 0) carries no
+    signal for the laws. One row per level, lowest first.
+    """
+    obs = obs_mod.read_table(observations) if isinstance(observations, (str, os.PathLike)) else observations
+    rows, best = [], []
+    for c_train in sorted(levels):
+        measured = measured_at_k(obs, levels[c_train], 1.0)
+        top = measured["value"].idxmax()
+        best.append(measured.attrs.get("per_question", np.full((len(measured), 0), np.nan))[
+            measured.index.get_loc(top)])
+        rows.append({"task": task, "c_train": float(c_train), "n_cells": len(measured), "best_checkpoint": top,
+                     "best_pass_at_1": measured.loc[top, "value"], "mean_pass_at_1": measured["value"].mean()})
+    table = pd.DataFrame(rows)
+    for column in ("gain_over_lowest", "gain_ci_low", "gain_ci_high"):
+        table[column] = np.nan
+    if len(best) > 1 and best[0].size:
+        ci = question_bootstrap([np.stack(best)], reference=0)
+        table["gain_over_lowest"], table["gain_ci_low"], table["gain_ci_high"] = (
+            ci["gain"], ci["gain_ci_low"], ci["gain_ci_high"])
+    return table
+
+
 # ---------------------------------------------------------------------------------------- fitted parameters
 
 def parameter_table(fits):

@@ -188,3 +188,21 @@ def test_frontier_comparison_ratio_to_base_and_nearest_budget(tmp_path):
         tables.frontier_comparison(variants, [1.5e20], C_INF)
     with pytest.raises(ValueError, match=r"variant 'ft' has \(t, approach1\) .* but the 'base' variant does not"):
         tables.frontier_comparison({"base": variants["base"][:1], "ft": variants["ft"]}, [1e21], C_INF)
+
+
+def test_pass_at_1_by_level_says_whether_a_task_is_graded(tmp_path):
+    # Six checkpoints at three levels; pass@1 = mean exp(-nll) rises with the level's best cell.
+    nll = {"a1": 3.0, "a2": 2.5, "b1": 2.0, "b2": 2.2, "c1": 1.0, "c2": 1.5}
+    sizes = {name: 1e5 * (i + 1) for i, name in enumerate(nll)}
+    path, frame = observations(tmp_path, sizes, lambda N, i: nll[[c for c, n in sizes.items() if n == N][0]] + 0.1 * i)
+    levels = {1e12: ["a1", "a2"], 4e12: ["c1", "c2"], 2e12: ["b1", "b2"]}
+    table = tables.pass_at_1_by_level("t", path, levels)
+    assert list(table["c_train"]) == [1e12, 2e12, 4e12]
+    assert list(table["best_checkpoint"]) == ["a2", "b1", "c1"]
+    by_hand = {c: np.exp(-frame.loc[frame["checkpoint"] == c, "nll"].to_numpy()).mean() for c in nll}
+    assert table["best_pass_at_1"].tolist() == pytest.approx([by_hand["a2"], by_hand["b1"], by_hand["c1"]], rel=1e-12)
+    assert table["mean_pass_at_1"].iloc[2] == pytest.approx((by_hand["c1"] + by_hand["c2"]) / 2, rel=1e-12)
+    top = table.iloc[-1]
+    assert top["gain_over_lowest"] == pytest.approx(by_hand["c1"] - by_hand["a2"], rel=1e-12)
+    assert 0 < top["gain_ci_low"] <= top["gain_over_lowest"] <= top["gain_ci_high"]
+    assert table.iloc[0]["gain_ci_low"] == table.iloc[0]["gain_ci_high"] == 0.0

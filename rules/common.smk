@@ -1,3 +1,4 @@
+import functools
 import re
 import sys
 from pathlib import Path
@@ -8,6 +9,13 @@ REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO))
 
 from t2scaling.config import config_problems, resolve, SYNTHETIC_KINDS  # noqa: E402
+from t2scaling.deps import (  # noqa: E402
+    constant,
+    library_files,
+    project,
+    sort_keys,
+    undeclared,
+)
 from t2scaling.grid import counts_for, grid_cells, log_spaced, parse_cell  # noqa: E402
 
 _problems = config_problems(config)
@@ -27,7 +35,8 @@ resolve(config)
 CELLS = {cell.name: cell for cell in grid_cells(config)}
 IMPORTED = {c["name"]: c for c in config["imported_checkpoints"]}
 CHECKPOINTS = list(CELLS) + list(IMPORTED)
-TASKS = config["tasks"]
+# By name: the order of the tasks in a YAML file must not reach any params (macro tables and plots list them).
+TASKS = {name: config["tasks"][name] for name in sorted(config["tasks"])}
 LAWS = config["fits"]["laws"]
 USES_WORLD = config["corpus"]["train"] == "world" or any(
     t["kind"] in SYNTHETIC_KINDS for t in TASKS.values()
@@ -54,63 +63,158 @@ wildcard_constraints:
     mode="ft|sft",
 
 
-# Library modules each stage imports: declared as inputs so that editing one re-runs exactly the rules
-# that use it (and what is downstream), never training when only fitting code changed.
-LIBRARY = {
-    "world": ["world.py"],
-    "data": ["data.py"],
-    "tasks": ["tasks.py"],
-    "train": ["train.py", "model.py", "flops.py", "data.py"],
-    "evaluate": ["evaluate.py", "tasks.py"],
-    "collect": ["observations.py"],
-    "fit": ["fit.py", "observations.py", "laws.py", "passk.py", "fitresult.py"],
-    "frontier": ["frontier.py", "laws.py", "passk.py", "fitresult.py"],
-    "plots": [
-        "plots.py",
-        "tables.py",
-        "units.py",
-        "frontier.py",
-        "observations.py",
-        "passk.py",
-        "laws.py",
-        "fitresult.py",
-        "atomic.py",
+##### what re-runs what (README "Incremental re-runs", DESIGN.md §4.2) #####
+
+# Config key -> the rules whose output it changes. A rule's params are the config projected onto exactly its
+# keys (`settings_for`; or values derived from that projection alone), so changing a key re-runs those rules
+# and what is downstream of them, and nothing else. `use rule X as Y` copies take X's params. A job with a
+# {task} or {law} wildcard narrows further to its own task's entry, or to its law's options (FIT_OPTIONS).
+# Jobs read no config: every value a wrapper uses comes through params, input, threads or resources.
+# (SIZES: the rules whose params carry the checkpoints' N and D.)
+SIZES = ["collect", "plot_grid", "validation_table"]
+PARAM_KEYS = {
+    "seed": ["train", "posttrain", "fit", "pretrain_fit", "extrapolate"],
+    "world": ["world"],
+    "corpus.train": ["corpus"],
+    "corpus.val": ["corpus"],
+    "corpus.text_field": ["corpus"],
+    "corpus.tokenizer": ["corpus"],
+    "corpus.vocab_size": ["corpus", "train", "validation_plan", *SIZES],
+    "model.seq_len": ["train", "validation_plan", *SIZES],
+    "model.head_dim": ["train", "validation_plan", *SIZES],
+    "model.ffn_multiple": ["train", "validation_plan", *SIZES],
+    "training.schedule": ["train"],
+    "training.decay_fraction": ["train"],
+    "training.batch_size": ["train", "validation_plan"],
+    "training.lr": ["train"],
+    "training.beta1": ["train"],
+    "training.beta2": ["train"],
+    "training.weight_decay": ["train"],
+    "training.grad_clip": ["train"],
+    "training.z_loss": ["train"],
+    "training.compile": ["train"],
+    "training.device": ["train", "val_loss", "evaluate", "posttrain"],
+    "grid": ["validation_plan"],
+    "tasks": ["task_table", "evaluate"],
+    "evaluation.mode": ["evaluate"],
+    "evaluation.n_samples": ["evaluate"],
+    "evaluation.temperature": ["evaluate"],
+    "evaluation.batch_size": ["evaluate", "val_loss"],
+    "evaluation.val_tokens": ["val_loss"],
+    "fits.k_grid": ["fit", "extrapolate", "plot_fit"],
+    "fits.chinchilla_variant": ["fit", "pretrain_fit", "extrapolate"],
+    "fits.restarts": ["fit", "extrapolate"],
+    "fits.bootstrap": ["fit", "pretrain_fit"],
+    "fits.approach2_variant": ["fit", "extrapolate"],
+    "fits.allow_unconverged": ["fit", "pretrain_fit", "extrapolate"],
+    "fits.param_count": SIZES,
+    "frontier.c_inf": [
+        "frontier",
+        "macro_frontier",
+        "plot_frontier",
+        "plot_macro_frontier",
     ],
-    "tables": ["tables.py", "units.py", "observations.py", "passk.py", "atomic.py"],
-    "extrapolate": [
-        "extrapolate.py",
-        "fit.py",
-        "observations.py",
-        "laws.py",
-        "passk.py",
+    "frontier.c_train_min": ["frontier", "macro_frontier"],
+    "frontier.c_train_max": ["frontier", "macro_frontier"],
+    "frontier.steps": ["frontier", "macro_frontier"],
+    "plots.c_inf": [
+        "frontier",
+        "macro_frontier",
+        "plot_isoflops",
+        "plot_macro_isoflops",
+        "table1",
+        "posttrain_compare",
+        "validation_plan",
     ],
-    "posttrain": ["posttrain.py", "tasks.py"],
-    "validate": [
-        "validate.py",
-        "frontier.py",
-        "grid.py",
-        "flops.py",
-        "passk.py",
-        "observations.py",
-        "fitresult.py",
-        "laws.py",
-        "units.py",
-        "atomic.py",
+    "extrapolation.min_tokens_per_param": [
+        "extrapolate",
+        "plot_grid",
+        "validation_table",
     ],
+    "extrapolation.checkpoints": ["extrapolate", "plot_grid", "validation_table"],
+    "extrapolation.laws": ["extrapolate"],
+    "posttrain.epochs": ["posttrain"],
+    "posttrain.batch_size": ["posttrain"],
+    "posttrain.lr": ["posttrain"],
+    "posttrain.max_steps": ["posttrain"],
+    "posttrain.compare_c_train": ["posttrain_compare"],
+    "validation": ["validation_plan"],
+}
+# Where and how fast a job runs, never what it computes: resources, never params.
+RESOURCE_KEYS = [
+    "training.threads",
+    "training.gpus",
+    "training.runtime_min",
+    "training.mem_mb",
+]
+# Keys that shape the DAG: which cells, checkpoints, tasks, laws and modes exist (jobs come and go, and the
+# params derived from them change where they list them), and the report's title.
+DAG_KEYS = [
+    "experiment",
+    "grid",
+    "imported_checkpoints",
+    "imported_observations",
+    "tasks",
+    "fits.laws",
+    "posttrain.modes",
+    "posttrain.tasks",
+    "extrapolation",
+]
+_missing, _unknown = undeclared(config, [*PARAM_KEYS, *RESOURCE_KEYS, *DAG_KEYS])
+if _missing or _unknown:
+    raise ValueError(
+        "rules/common.smk: declare every config key in PARAM_KEYS (with the rules whose output it changes), "
+        f"RESOURCE_KEYS or DAG_KEYS; undeclared: {_missing}; declared but not in the schema: {_unknown}"
+    )
+
+
+@functools.cache
+def settings_for(rule):
+    """The config narrowed to the keys PARAM_KEYS declares for `rule` (nested like the config, keys sorted)."""
+    keys = [key for key, rules in PARAM_KEYS.items() if rule in rules]
+    if not keys:
+        raise ValueError(f"no config keys declared for {rule!r} in PARAM_KEYS")
+    return project(config, keys)
+
+
+def task_settings(rule):
+    """Params of a {task} job: settings_for(rule) with `tasks` narrowed to the job's own entry, as `task`."""
+
+    def narrowed(wildcards):
+        s = dict(settings_for(rule))
+        s["task"] = s.pop("tasks")[wildcards.task]
+        return s
+
+    return narrowed
+
+
+# Versioned stages: keyed to a declared version of what they compute (a param), not to the library's source,
+# so a comment, a refactor or a speed-up re-runs none of them; a change that alters their output bumps it
+# (t2scaling/versions.py). Rule -> (library file, constant).
+VERSIONS = {
+    "world": ("world.py", "VERSION"),
+    "corpus": ("versions.py", "DATA_VERSION"),
+    "task_table": ("versions.py", "TASKS_VERSION"),
+    "train": ("versions.py", "TRAIN_RECIPE_VERSION"),
+    "evaluate": ("versions.py", "EVAL_VERSION"),
+    "val_loss": ("versions.py", "EVAL_VERSION"),
+    "posttrain": ("versions.py", "POSTTRAIN_VERSION"),
 }
 
 
-def library(stage):
-    return [str(REPO / "t2scaling" / name) for name in LIBRARY[stage]]
+def version(rule):
+    path, name = VERSIONS[rule]
+    return constant(REPO / "t2scaling" / path, name)
 
 
-def settings(value):
-    """A config section with keys in sorted order: reordering a YAML file must not look like a param change."""
-    if isinstance(value, dict):
-        return {key: settings(value[key]) for key in sorted(value)}
-    if isinstance(value, list):
-        return [settings(item) for item in value]
-    return value
+@functools.cache
+def library(script):
+    """The library files workflow_scripts/<script>.py imports, directly or not: inputs of the cheap stages,
+    so that editing a module re-runs exactly the rules that import it (never the versioned stages).
+    """
+    return [
+        str(path) for path in library_files(REPO / "workflow_scripts" / f"{script}.py")
+    ]
 
 
 ##### input functions #####
@@ -156,8 +260,8 @@ def task_imports(wildcards):
     return config["imported_observations"].get(wildcards.task, [])
 
 
-def trained_checkpoints(wildcards):
-    return expand("results/checkpoints/{cell}", cell=list(CELLS))
+def val_losses(wildcards):
+    return expand("results/pretrain/val_loss/{cell}.json", cell=list(CELLS))
 
 
 def task_fits(wildcards):
@@ -172,11 +276,30 @@ def cell_params(wildcards):
     return {"cell_id": wildcards.cell, "width": width, "depth": depth, "tokens": tokens}
 
 
-def checkpoint_sizes():
+def train_hints(wildcards, resources):
+    """What a training job uses that no result of the workflow depends on, kept out of the compared params
+    (Snakemake compares no param derived from a job's resources): the other D values of the cell's size, whose
+    WSD branch points the trunk saves in the same pass (so adding a cell never re-runs its siblings), and how
+    many validation tokens score the checkpoint's own t2_meta.json loss (the workflow reads rule val_loss's).
+    """
+    width, depth, tokens = parse_cell(wildcards.cell)
+    siblings = [
+        c.tokens
+        for c in CELLS.values()
+        if (c.width, c.depth) == (width, depth) and c.tokens != tokens
+    ]
+    return {
+        "branch_tokens": siblings,
+        "val_max_tokens": config["evaluation"]["val_tokens"],
+    }
+
+
+def checkpoint_sizes(rule):
     """Static N and D of every checkpoint (grid cells from the config, imported ones as declared)."""
-    key = "N" if config["fits"]["param_count"] == "total" else "N_non_embedding"
+    s = settings_for(rule)
+    key = "N" if s["fits"]["param_count"] == "total" else "N_non_embedding"
     out = {
-        name: {"N": counts_for(config, c.width, c.depth)[key], "D": c.tokens}
+        name: {"N": counts_for(s, c.width, c.depth)[key], "D": c.tokens}
         for name, c in CELLS.items()
     }
     out.update({name: {"N": c["N"], "D": c["D"]} for name, c in IMPORTED.items()})
@@ -208,23 +331,25 @@ FIT_OPTIONS = {
 }
 
 
-def fit_options(wildcards, law=None):
+def fit_options(wildcards, law=None, rule="fit"):
     law = law or wildcards.law
-    options = {arg: config["fits"][key] for key, arg in FIT_OPTIONS[law].items()}
-    return settings({"law": law, **options})
+    fits = settings_for(rule)["fits"]
+    options = {arg: fits[key] for key, arg in FIT_OPTIONS[law].items()}
+    return sort_keys({"law": law, **options})
 
 
-def c_train_grid():
+def c_train_grid(rule):
     """Frontier budgets: the log-spaced range plus the grid's isoFLOP levels (Table 1 reads those rows)."""
-    f = config["frontier"]
+    f = settings_for(rule)["frontier"]
     return sorted(
         set(log_spaced(f["c_train_min"], f["c_train_max"], f["steps"])) | set(LEVELS)
     )
 
 
-def frontier_c_inf():
+def frontier_c_inf(rule):
     """Inference budgets of the frontier tables: the configured ones plus the in-suite one of the plots."""
-    return sorted(set(config["frontier"]["c_inf"]) | {config["plots"]["c_inf"]})
+    s = settings_for(rule)
+    return sorted(set(s["frontier"]["c_inf"]) | {s["plots"]["c_inf"]})
 
 
 def isoflop_levels():
@@ -247,12 +372,12 @@ def all_frontiers(wildcards=None):
     return expand("results/tasks/{task}/frontier/{law}.csv", task=list(TASKS), law=LAWS)
 
 
-def grid_cells_table():
+def grid_cells_table(rule):
     """Every checkpoint with its origin, for the checkpoint-grid figure."""
-    held = set(EXTRAPOLATION["checkpoints"])
-    tpp = EXTRAPOLATION["min_tokens_per_param"]
+    e = settings_for(rule)["extrapolation"]
+    held, tpp = set(e["checkpoints"]), e["min_tokens_per_param"]
     rows = []
-    for name, size in checkpoint_sizes().items():
+    for name, size in checkpoint_sizes(rule).items():
         origin = "trained" if name in CELLS else "imported"
         if EXTRAPOLATE and (
             name in held or (tpp is not None and size["D"] / size["N"] >= tpp)
@@ -294,10 +419,16 @@ def posttrain_frontiers(wildcards=None):
 
 def validation_c_train():
     """The validate stage's training budget: configured, else the grid's largest isoFLOP level."""
-    c_train = config["validation"]["c_train"]
+    c_train = settings_for("validation_plan")["validation"]["c_train"]
     if c_train is None and LEVELS:
         c_train = max(LEVELS)
     return c_train
+
+
+def validation_c_inf():
+    """The validate stage's inference budget: configured, else the plots' in-suite one."""
+    s = settings_for("validation_plan")
+    return s["validation"]["c_inf"] or s["plots"]["c_inf"]
 
 
 def validation_cells(wildcards):

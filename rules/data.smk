@@ -1,6 +1,4 @@
 rule world:
-    input:
-        library("world"),
     output:
         world="results/world/world.json",
         train="results/world/corpus/train.jsonl",
@@ -13,7 +11,8 @@ rule world:
     conda:
         "../envs/data.yaml"
     params:
-        world=settings(config["world"]),
+        settings=settings_for("world"),
+        version=version("world"),
     script:
         "../workflow_scripts/world.py"
 
@@ -21,7 +20,6 @@ rule world:
 rule corpus:
     input:
         corpus_inputs,
-        library("data"),
     output:
         train="results/data/train.npy",
         val="results/data/val.npy",
@@ -34,7 +32,8 @@ rule corpus:
     conda:
         "../envs/data.yaml"
     params:
-        corpus=settings(config["corpus"]),
+        settings=settings_for("corpus"),
+        version=version("corpus"),
     script:
         "../workflow_scripts/corpus.py"
 
@@ -42,7 +41,6 @@ rule corpus:
 rule task_table:
     input:
         world_task_file,
-        library("tasks"),
     output:
         "results/tasks/{task}/questions.parquet",
     log:
@@ -50,7 +48,8 @@ rule task_table:
     conda:
         "../envs/data.yaml"
     params:
-        task=lambda wildcards: settings(TASKS[wildcards.task]),
+        settings=task_settings("task_table"),
         split="test",
+        version=version("task_table"),
     script:
         "../workflow_scripts/task_table.py"

@@ -2,7 +2,6 @@ rule evaluate:
     input:
         checkpoint=checkpoint_dir,
         questions="results/tasks/{task}/questions.parquet",
-        library=library("evaluate"),
     output:
         "results/eval/{task}/{cell}.parquet",
     log:
@@ -19,8 +18,7 @@ rule evaluate:
         runtime=30,
     params:
         checkpoint=checkpoint_ref,
-        evaluation=settings(config["evaluation"]),
-        device=config["training"]["device"],
-        kind=lambda wildcards: TASKS[wildcards.task]["kind"],
+        settings=task_settings("evaluate"),
+        version=version("evaluate"),
     script:
         "../workflow_scripts/evaluate.py"

@@ -11,9 +11,7 @@ rule extrapolate:
     conda:
         "../envs/fit.yaml"
     params:
-        extrapolation=settings(EXTRAPOLATION),
-        options=lambda wildcards: fit_options(wildcards, law="approach2"),
-        seed=config["seed"],
+        settings=settings_for("extrapolate"),
     script:
         "../workflow_scripts/extrapolate.py"
 
@@ -21,7 +19,7 @@ rule extrapolate:
 rule extrapolation_summary:
     input:
         tables=expand("results/tasks/{task}/extrapolation.csv", task=list(TASKS)),
-        library=library("extrapolate") + library("tables") + library("plots"),
+        library=library("extrapolation_summary"),
     output:
         csv=report(
             "results/extrapolation/summary.csv",

@@ -10,9 +10,8 @@ rule collect:
     conda:
         "../envs/fit.yaml"
     params:
-        sizes=checkpoint_sizes(),
+        sizes=checkpoint_sizes("collect"),
         checkpoints=CHECKPOINTS,
-        param_count=config["fits"]["param_count"],
     script:
         "../workflow_scripts/collect.py"
 
@@ -31,14 +30,15 @@ rule fit:
         "../envs/fit.yaml"
     params:
         options=fit_options,
-        seed=config["seed"],
+        seed=settings_for("fit")["seed"],
     script:
         "../workflow_scripts/fit.py"
 
 
 rule pretrain_losses:
     input:
-        checkpoints=trained_checkpoints,
+        losses=val_losses,
+        library=library("pretrain_losses"),
     output:
         "results/pretrain/losses.csv",
     log:
@@ -52,7 +52,7 @@ rule pretrain_losses:
 rule pretrain_fit:
     input:
         losses="results/pretrain/losses.csv",
-        library=library("fit"),
+        library=library("pretrain_fit"),
     output:
         "results/pretrain/chinchilla.json",
     log:
@@ -60,7 +60,9 @@ rule pretrain_fit:
     conda:
         "../envs/fit.yaml"
     params:
-        options=lambda wildcards: fit_options(wildcards, law="chinchilla"),
-        seed=config["seed"],
+        options=lambda wildcards: fit_options(
+            wildcards, law="chinchilla", rule="pretrain_fit"
+        ),
+        seed=settings_for("pretrain_fit")["seed"],
     script:
         "../workflow_scripts/pretrain_fit.py"

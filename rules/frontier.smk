@@ -9,8 +9,8 @@ rule frontier:
     conda:
         "../envs/fit.yaml"
     params:
-        c_train=c_train_grid(),
-        c_inf=frontier_c_inf(),
+        c_train=c_train_grid("frontier"),
+        c_inf=frontier_c_inf("frontier"),
     script:
         "../workflow_scripts/frontier.py"
 
@@ -18,7 +18,7 @@ rule frontier:
 rule macro_frontier:
     input:
         fits=task_fits,
-        library=library("frontier"),
+        library=library("macro_frontier"),
     output:
         "results/macro/frontier/{law}.csv",
     log:
@@ -26,7 +26,7 @@ rule macro_frontier:
     conda:
         "../envs/fit.yaml"
     params:
-        c_train=c_train_grid(),
-        c_inf=frontier_c_inf(),
+        c_train=c_train_grid("macro_frontier"),
+        c_inf=frontier_c_inf("macro_frontier"),
     script:
         "../workflow_scripts/macro_frontier.py"

@@ -2,7 +2,7 @@ rule plot_fit:
     input:
         observations="results/tasks/{task}/observations.parquet",
         fit="results/tasks/{task}/fits/{law}.json",
-        library=library("plots"),
+        library=library("plot_fit"),
     output:
         report(
             "results/tasks/{task}/plots/fit_{law}.png",
@@ -16,7 +16,7 @@ rule plot_fit:
     conda:
         "../envs/fit.yaml"
     params:
-        k_grid=config["fits"]["k_grid"],
+        k_grid=settings_for("plot_fit")["fits"]["k_grid"],
     script:
         "../workflow_scripts/plot_fit.py"
 
@@ -24,7 +24,7 @@ rule plot_fit:
 rule plot_frontier:
     input:
         frontiers=expand("results/tasks/{{task}}/frontier/{law}.csv", law=LAWS),
-        library=library("plots"),
+        library=library("plot_frontier"),
     output:
         report(
             "results/tasks/{task}/plots/frontier.png",
@@ -38,7 +38,7 @@ rule plot_frontier:
     conda:
         "../envs/fit.yaml"
     params:
-        c_inf=config["frontier"]["c_inf"],
+        c_inf=settings_for("plot_frontier")["frontier"]["c_inf"],
     script:
         "../workflow_scripts/plot_frontier.py"
 
@@ -46,7 +46,7 @@ rule plot_frontier:
 rule plot_macro_frontier:
     input:
         frontiers=expand("results/macro/frontier/{law}.csv", law=LAWS),
-        library=library("plots"),
+        library=library("plot_frontier"),
     output:
         report(
             "results/macro/plots/frontier.png",
@@ -60,7 +60,7 @@ rule plot_macro_frontier:
     conda:
         "../envs/fit.yaml"
     params:
-        c_inf=config["frontier"]["c_inf"],
+        c_inf=settings_for("plot_macro_frontier")["frontier"]["c_inf"],
     script:
         "../workflow_scripts/plot_frontier.py"
 
@@ -69,7 +69,7 @@ rule plot_isoflops:
     input:
         observations="results/tasks/{task}/observations.parquet",
         fits=expand("results/tasks/{{task}}/fits/{law}.json", law=LAWS),
-        library=library("plots"),
+        library=library("plot_isoflops"),
     output:
         report(
             "results/tasks/{task}/plots/isoflops.png",
@@ -85,7 +85,7 @@ rule plot_isoflops:
     params:
         tasks=lambda wildcards: [wildcards.task],
         levels=isoflop_levels(),
-        c_inf=config["plots"]["c_inf"],
+        c_inf=settings_for("plot_isoflops")["plots"]["c_inf"],
     script:
         "../workflow_scripts/plot_isoflops.py"
 
@@ -94,7 +94,7 @@ rule plot_macro_isoflops:
     input:
         observations=all_observations(),
         fits=all_fit_files(),
-        library=library("plots"),
+        library=library("plot_isoflops"),
     output:
         report(
             "results/macro/plots/isoflops.png",
@@ -110,14 +110,14 @@ rule plot_macro_isoflops:
     params:
         tasks=list(TASKS),
         levels=isoflop_levels(),
-        c_inf=config["plots"]["c_inf"],
+        c_inf=settings_for("plot_macro_isoflops")["plots"]["c_inf"],
     script:
         "../workflow_scripts/plot_isoflops.py"
 
 
 rule plot_grid:
     input:
-        library=library("plots"),
+        library=library("plot_grid"),
     output:
         report(
             "results/plots/checkpoint_grid.png",
@@ -130,6 +130,6 @@ rule plot_grid:
     conda:
         "../envs/fit.yaml"
     params:
-        cells=grid_cells_table(),
+        cells=grid_cells_table("plot_grid"),
     script:
         "../workflow_scripts/plot_grid.py"

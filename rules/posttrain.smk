@@ -8,7 +8,6 @@ use rule task_table as task_train_table with:
     log:
         "logs/task_table/{task}.train.log",
     params:
-        task=lambda wildcards: settings(TASKS[wildcards.task]),
         split="train",
 
 
@@ -16,7 +15,6 @@ rule posttrain:
     input:
         checkpoint=posttrain_checkpoint,
         train="results/tasks/{task}/train.parquet",
-        library=library("posttrain"),
     output:
         directory("results/posttrain/{mode}/checkpoints/{task}/{cell}"),
     log:
@@ -30,9 +28,8 @@ rule posttrain:
         gpu=min(1, config["training"]["gpus"]),
         runtime=60,
     params:
-        posttrain=settings(config["posttrain"]),
-        device=config["training"]["device"],
-        seed=config["seed"],
+        settings=settings_for("posttrain"),
+        version=version("posttrain"),
     script:
         "../workflow_scripts/posttrain.py"
 
@@ -41,7 +38,6 @@ use rule evaluate as posttrain_evaluate with:
     input:
         checkpoint="results/posttrain/{mode}/checkpoints/{task}/{cell}",
         questions="results/tasks/{task}/questions.parquet",
-        library=library("evaluate"),
     output:
         "results/posttrain/{mode}/eval/{task}/{cell}.parquet",
     log:
@@ -90,7 +86,7 @@ use rule frontier as posttrain_frontier with:
 rule posttrain_compare:
     input:
         unpack(posttrain_frontiers),
-        library=library("tables") + library("plots"),
+        library=library("posttrain_compare"),
     output:
         csv=report(
             "results/posttrain/comparison.csv",
@@ -111,7 +107,7 @@ rule posttrain_compare:
         "../envs/fit.yaml"
     params:
         variants=["base", *POSTTRAIN_MODES],
-        c_train=config["posttrain"]["compare_c_train"],
-        c_inf=config["plots"]["c_inf"],
+        c_train=settings_for("posttrain_compare")["posttrain"]["compare_c_train"],
+        c_inf=settings_for("posttrain_compare")["plots"]["c_inf"],
     script:
         "../workflow_scripts/posttrain_compare.py"

@@ -2,7 +2,7 @@ rule table1:
     input:
         observations=all_observations(),
         frontiers=all_frontiers(),
-        library=library("tables"),
+        library=library("table1"),
     output:
         csv=report(
             "results/tables/table1.csv",
@@ -20,7 +20,7 @@ rule table1:
         laws=LAWS,
         c_train=max(LEVELS) if LEVELS else None,
         checkpoints=LEVELS[max(LEVELS)] if LEVELS else [],
-        c_inf=config["plots"]["c_inf"],
+        c_inf=settings_for("table1")["plots"]["c_inf"],
     script:
         "../workflow_scripts/table1.py"
 
@@ -28,7 +28,7 @@ rule table1:
 rule parameter_table:
     input:
         fits=all_fit_files(),
-        library=library("tables"),
+        library=library("parameter_table"),
     output:
         csv=report(
             "results/tables/parameters.csv",

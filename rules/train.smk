@@ -3,7 +3,6 @@ rule train:
         train="results/data/train.npy",
         val="results/data/val.npy",
         tokenizer="results/data/tokenizer",
-        library=library("train"),
     output:
         directory("results/checkpoints/{cell}"),
     log:
@@ -19,10 +18,33 @@ rule train:
         mem_mb=config["training"]["mem_mb"],
     params:
         cell=cell_params,
-        model=settings(config["model"]),
-        training=settings(config["training"]),
-        val_tokens=config["evaluation"]["val_tokens"],
-        vocab_size=config["corpus"]["vocab_size"],
-        seed=config["seed"],
+        settings=settings_for("train"),
+        version=version("train"),
+        hints=train_hints,
     script:
         "../workflow_scripts/train.py"
+
+
+# The validation loss of a trained cell, apart from its training: changing evaluation.val_tokens re-scores the
+# checkpoints (and refits the pretraining loss law) without retraining or re-evaluating them.
+rule val_loss:
+    input:
+        checkpoint="results/checkpoints/{cell}",
+        val="results/data/val.npy",
+    output:
+        "results/pretrain/val_loss/{cell}.json",
+    log:
+        "logs/val_loss/{cell}.log",
+    benchmark:
+        "benchmarks_out/val_loss/{cell}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        gpu=min(1, config["training"]["gpus"]),
+        runtime=30,
+    params:
+        settings=settings_for("val_loss"),
+        version=version("val_loss"),
+    script:
+        "../workflow_scripts/val_loss.py"

@@ -6,7 +6,7 @@
 checkpoint validation_plan:
     input:
         fits=all_fit_files(),
-        library=library("validate"),
+        library=library("validation_plan"),
     output:
         "results/validate/plan.json",
     log:
@@ -16,8 +16,9 @@ checkpoint validation_plan:
     params:
         tasks=list(TASKS),
         laws=LAWS,
+        settings=settings_for("validation_plan"),
         c_train=validation_c_train(),
-        c_inf=config["validation"]["c_inf"] or config["plots"]["c_inf"],
+        c_inf=validation_c_inf(),
     script:
         "../workflow_scripts/validation_plan.py"
 
@@ -27,7 +28,7 @@ rule validation_table:
         plan="results/validate/plan.json",
         evals=validation_evals,
         fits=all_fit_files(),
-        library=library("validate") + library("tables") + library("plots"),
+        library=library("validation_table"),
     output:
         csv=report(
             "results/validate/table.csv",
@@ -50,7 +51,7 @@ rule validation_table:
         tasks=list(TASKS),
         laws=LAWS,
         cells=validation_cells,
-        grid=grid_cells_table(),
+        grid=grid_cells_table("validation_table"),
     script:
         "../workflow_scripts/validation_table.py"
 

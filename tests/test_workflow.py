@@ -1,6 +1,7 @@
 """The Snakemake workflow: a smoke run end to end, then exact job counts of dry runs for each kind of change
 (DESIGN.md §4.2's incremental contract), the paper-scale DAG, the SLURM profile, lint and formatting."""
 
+import contextlib
 import json
 import os
 import re
@@ -29,9 +30,9 @@ def snakemake(root, *args, check=True):
     return run
 
 
-def job_counts(root, config_path):
+def job_counts(root, config_path, *targets):
     """Jobs per rule that a dry run would execute ({} when nothing is to be done)."""
-    run = snakemake(root, "-n", "--configfile", str(config_path))
+    run = snakemake(root, *targets, "-n", "--configfile", str(config_path))
     text = run.stdout + run.stderr
     if "Nothing to be done" in text:
         return {}
@@ -71,6 +72,22 @@ MACRO = {"macro_frontier": 3, "plot_macro_frontier": 1, "plot_macro_isoflops": 1
          "parameter_table": 1, "extrapolation_summary": 1, "posttrain_compare": 1, "all": 1}
 
 
+@contextlib.contextmanager
+def edited(root, edits):
+    """Library files of the copy edited ({path under t2scaling/: text -> text}), then restored with their mtimes."""
+    saved = {}
+    try:
+        for name, edit in edits.items():
+            path = root / "t2scaling" / name
+            saved[path] = path.read_text(), path.stat()
+            path.write_text(edit(saved[path][0]))
+        yield
+    finally:
+        for path, (text, stat) in saved.items():
+            path.write_text(text)
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
 def per_task(tasks, posttrained=0, new_posttrainings=0, laws=SMOKE_LAWS):
     """The jobs downstream of `tasks` tasks' observations: refits, frontiers, plots and extrapolation; for the
     `posttrained` of them that are post-trained, the FT/SFT refits, plus `new_posttrainings` new
@@ -83,6 +100,20 @@ def per_task(tasks, posttrained=0, new_posttrainings=0, laws=SMOKE_LAWS):
     if new_posttrainings:
         counts.update(posttrain=new_posttrainings * SMOKE_MODES, posttrain_evaluate=new_posttrainings * SMOKE_MODES)
     return counts
+
+
+# Every checkpoint re-evaluated on every task (base and post-trained), and all that is downstream.
+EVALUATIONS = {"evaluate": SMOKE_TASKS * SMOKE_CELLS,
+               "posttrain_evaluate": SMOKE_MODES * SMOKE_POSTTRAINED * SMOKE_CELLS,
+               **per_task(SMOKE_TASKS, SMOKE_POSTTRAINED), **MACRO}
+# Every trained cell's validation loss re-measured, and the pretraining-loss fit.
+VAL_LOSSES = {"val_loss": SMOKE_CELLS, "pretrain_losses": 1, "pretrain_fit": 1, "all": 1}
+# Every checkpoint post-trained again, and its evaluations, refits and the comparison.
+POSTTRAININGS = {"posttrain": SMOKE_MODES * SMOKE_POSTTRAINED * SMOKE_CELLS,
+                 "posttrain_evaluate": SMOKE_MODES * SMOKE_POSTTRAINED * SMOKE_CELLS,
+                 "posttrain_collect": SMOKE_MODES * SMOKE_POSTTRAINED,
+                 "posttrain_fit": SMOKE_MODES * SMOKE_POSTTRAINED * SMOKE_LAWS,
+                 "posttrain_frontier": SMOKE_MODES * SMOKE_POSTTRAINED * SMOKE_LAWS, "posttrain_compare": 1, "all": 1}
 
 
 def test_smoke_run_produces_every_output(smoke):
@@ -154,11 +185,12 @@ def test_nothing_changed_schedules_nothing(smoke):
 
 
 def test_adding_a_cell_schedules_its_training_evaluations_and_downstream(smoke):
+    # w32-l1 has cells already: their WSD branch hint changes, but hints are not compared params
     config = write_config(smoke, "cell", lambda c: c["grid"].setdefault("extra_cells", []).append(
         {"width": 32, "depth": 1, "tokens": 20000}))
     assert job_counts(smoke, config) == {
         "train": 1, "evaluate": SMOKE_TASKS, **per_task(SMOKE_TASKS, SMOKE_POSTTRAINED, SMOKE_POSTTRAINED),
-        "pretrain_losses": 1, "pretrain_fit": 1, "plot_grid": 1, **MACRO,
+        "val_loss": 1, "pretrain_losses": 1, "pretrain_fit": 1, "plot_grid": 1, **MACRO,
     }
 
 
@@ -182,16 +214,55 @@ def test_changing_a_fit_option_refits_only_the_laws_that_read_it(smoke):
 
 
 def test_editing_fit_code_refits_without_training_or_evaluating(smoke):
-    path = smoke / "t2scaling" / "fit.py"
-    original, stat = path.read_text(), path.stat()
-    try:
-        path.write_text(original + "\n# an edit\n")
+    # the rules that import fit.py (their wrappers' imports, derived): fits, pretraining fit, extrapolation
+    with edited(smoke, {"fit.py": lambda text: text + "\n# an edit\n"}):
         counts = per_task(SMOKE_TASKS, SMOKE_POSTTRAINED)
         del counts["collect"], counts["posttrain_collect"]
         assert job_counts(smoke, "configs/smoke.yaml") == {**counts, "pretrain_fit": 1, **MACRO}
-    finally:
-        path.write_text(original)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_resources_rerun_nothing(smoke):
+    config = write_config(smoke, "resources", lambda c: c["training"].update(
+        runtime_min=90, threads=2, mem_mb=9000, gpus=1))
+    assert job_counts(smoke, config) == {}
+
+
+def test_val_tokens_re_measure_only_the_validation_loss(smoke):
+    config = write_config(smoke, "val_tokens", lambda c: c["evaluation"].update(val_tokens=4000))
+    assert job_counts(smoke, config) == VAL_LOSSES  # no training, no evaluation
+
+
+def test_each_evaluation_key_re_evaluates_and_what_is_downstream(smoke):
+    for key, value in (("mode", "sampling"), ("n_samples", 8), ("temperature", 0.5), ("batch_size", 16)):
+        config = write_config(smoke, f"evaluation_{key}", lambda c: c["evaluation"].update({key: value}))
+        expected = {**EVALUATIONS, **(VAL_LOSSES if key == "batch_size" else {})}  # val_loss batches too
+        assert job_counts(smoke, config) == expected, key
+
+
+def test_each_posttrain_key_re_runs_only_post_training(smoke):
+    for key, value in (("epochs", 2), ("batch_size", 4), ("lr", 1e-4), ("max_steps", 2),
+                       ("compare_c_train", [1e12, 1e16])):
+        config = write_config(smoke, f"posttrain_{key}", lambda c: c["posttrain"].update({key: value}))
+        expected = {"posttrain_compare": 1, "all": 1} if key == "compare_c_train" else POSTTRAININGS
+        assert job_counts(smoke, config) == expected, key
+
+
+def test_comments_in_versioned_stages_re_run_nothing(smoke):
+    # training, evaluation, post-training and their data are keyed to versions (t2scaling/versions.py), not code
+    comment = lambda text: text + "\n# a comment, a refactor, a speed-up\n"  # noqa: E731
+    modules = ("train.py", "evaluate.py", "posttrain.py", "model.py", "data.py", "tasks.py", "world.py")
+    with edited(smoke, dict.fromkeys(modules, comment)):
+        assert job_counts(smoke, "configs/smoke.yaml") == {}
+
+
+def test_a_version_bump_re_runs_its_stage_and_what_is_downstream(smoke):
+    retrain = {"train": SMOKE_CELLS, **VAL_LOSSES, **EVALUATIONS, **POSTTRAININGS}
+    for name, expected in (("TRAIN_RECIPE_VERSION", retrain), ("EVAL_VERSION", {**EVALUATIONS, **VAL_LOSSES}),
+                           ("POSTTRAIN_VERSION", POSTTRAININGS)):
+        bump = lambda text: re.sub(rf"^{name} = (\d+)", lambda m: f"{name} = {int(m[1]) + 1}", text,  # noqa: E731
+                                   count=1, flags=re.M)
+        with edited(smoke, {"versions.py": bump}):
+            assert job_counts(smoke, "configs/smoke.yaml") == expected, name
 
 
 def test_adding_an_imported_checkpoint_enters_at_evaluation(smoke):
@@ -230,6 +301,15 @@ def test_validate_stage_trains_and_measures_the_predicted_optimal_cells(smoke):
     assert_figure(smoke / "results/validate/checkpoint_grid.png")
     # The stage leaves the base DAG untouched: the default target still has nothing to do.
     assert job_counts(smoke, "configs/smoke.yaml") == {}
+
+
+def test_validation_shapes_re_plan_the_validate_stage(smoke):
+    # after test_validate_stage_...: the plan re-runs and its table (the new plan's cells are known only once it
+    # has run, so a dry run shows the cells trained before)
+    config = write_config(smoke, "validation_shapes", lambda c: c.setdefault("validation", {}).update(
+        shapes=[{"width": 32, "depth": 1}, {"width": 32, "depth": 2}]))
+    assert job_counts(smoke, config, "validate") == {"validation_plan": 1, "validation_table": 1, "validate": 1}
+    assert job_counts(smoke, config) == {}  # the default target does not include the validate stage
 
 
 def test_paper_scale_dry_run_is_fast_and_complete(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from t2scaling.data import prepare_corpus
 
-c = snakemake.params.corpus
+c = snakemake.params.settings["corpus"]
 world = Path("results/world/corpus")
 summary = prepare_corpus(
     str(world / "train.jsonl") if c["train"] == "world" else c["train"],

@@ -6,7 +6,8 @@ from _setup import start
 log = start(snakemake)
 from t2scaling.evaluate import evaluate_task
 
-e = snakemake.params.evaluation
+s = snakemake.params.settings
+e = s["evaluation"]
 table = evaluate_task(
     snakemake.params.checkpoint,
     snakemake.input.questions,
@@ -15,7 +16,7 @@ table = evaluate_task(
     n_samples=e["n_samples"],
     temperature=e["temperature"],
     batch_size=e["batch_size"],
-    device=snakemake.params.device,
-    task=snakemake.params.kind,  # picks the verifier (e.g. numeric equality for arithmetic)
+    device=s["training"]["device"],
+    task=s["task"]["kind"],  # picks the verifier (e.g. numeric equality for arithmetic)
 )
 log.info("evaluated %s on %s: %d questions", snakemake.wildcards.cell, snakemake.wildcards.task, len(table))

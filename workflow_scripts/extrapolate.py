@@ -6,17 +6,19 @@ from _setup import start
 log = start(snakemake)
 from t2scaling.extrapolate import extrapolate
 
-e, options = snakemake.params.extrapolation, dict(snakemake.params.options)
+s = snakemake.params.settings
+e, f = s["extrapolation"], s["fits"]
 table, fits = extrapolate(
     snakemake.input.observations,
     e["laws"],
     min_tokens_per_param=e["min_tokens_per_param"],
     checkpoints=e["checkpoints"],
-    k_grid=options["k_grid"],
-    restarts=options["restarts"],
-    approach2_variant=options["variant"],
-    allow_unconverged=options["allow_unconverged"],
-    seed=snakemake.params.seed,
+    k_grid=f["k_grid"],
+    restarts=f["restarts"],
+    approach2_variant=f["approach2_variant"],
+    chinchilla_variant=f["chinchilla_variant"],
+    allow_unconverged=f["allow_unconverged"],
+    seed=s["seed"],
     task=snakemake.wildcards.task,
 )
 table.to_csv(snakemake.output[0], index=False)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from t2scaling.posttrain import posttrain
 
-p = snakemake.params.posttrain
+s = snakemake.params.settings
+p = s["posttrain"]
 meta = posttrain(
     snakemake.input.checkpoint,
     snakemake.input.train,
@@ -18,8 +19,8 @@ meta = posttrain(
     batch_size=p["batch_size"],
     lr=p["lr"],
     max_steps=p["max_steps"],
-    seed=snakemake.params.seed,
-    device=snakemake.params.device,
+    seed=s["seed"],
+    device=s["training"]["device"],
     threads=snakemake.threads,
     log_path=str(Path(snakemake.log[0]).with_suffix(".jsonl")),
     task=snakemake.wildcards.task,

@@ -6,7 +6,7 @@ from _setup import start
 log = start(snakemake)
 from t2scaling.tasks import load_task, write_task_table
 
-options = dict(snakemake.params.task)
+options = dict(snakemake.params.settings["task"])
 kind = options.pop("kind")
 limit = options.pop("limit", None)
 if snakemake.input and str(snakemake.input[0]).endswith(".jsonl"):

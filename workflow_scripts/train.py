@@ -8,9 +8,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from t2scaling.grid import grid_cells
-
-cell, model, training = snakemake.params.cell, snakemake.params.model, snakemake.params.training
+p = snakemake.params
+cell, s, hints = p.cell, p.settings, p.hints
+model, training = s["model"], s["training"]
 kwargs = dict(
     cell_id=cell["cell_id"],
     width=cell["width"],
@@ -25,7 +25,7 @@ kwargs = dict(
     # Undeclared scratch: survives a killed job so the rerun resumes instead of restarting.
     scratch_dir=str(Path("results/scratch") / cell["cell_id"]),
     log_path=str(Path(snakemake.log[0]).with_suffix(".jsonl")),
-    vocab_size=snakemake.params.vocab_size,
+    vocab_size=s["corpus"]["vocab_size"],
     head_dim=model["head_dim"],
     ffn_multiple=model["ffn_multiple"],
     lr=training["lr"],
@@ -33,26 +33,26 @@ kwargs = dict(
     weight_decay=training["weight_decay"],
     grad_clip=training["grad_clip"],
     z_loss=training["z_loss"],
-    seed=snakemake.params.seed,
+    seed=s["seed"],
     decay_fraction=training["decay_fraction"],
     device=training["device"],
     compile=training["compile"],
     threads=snakemake.threads,
-    val_max_tokens=snakemake.params.val_tokens,
+    val_max_tokens=hints["val_max_tokens"],
     progress=False,
 )
 if training["schedule"] == "wsd":
-    # One stable trunk per model size; it saves the branch point of every D of this size in one pass. Read
-    # from the config here (not a rule param) so adding a cell never re-runs its siblings.
+    # One stable trunk per model size; it saves the branch point of every D of this size in one pass (a hint
+    # outside the compared params: adding a cell never re-runs its siblings).
     kwargs["trunk_dir"] = str(Path("results/scratch") / f"trunk-w{cell['width']}-l{cell['depth']}")
-    kwargs["branch_tokens"] = [c.tokens for c in grid_cells(snakemake.config)
-                               if (c.width, c.depth) == (cell["width"], cell["depth"]) and c.tokens != cell["tokens"]]
+    kwargs["branch_tokens"] = hints["branch_tokens"]
 out_dir = snakemake.output[0]
-if training["gpus"] > 1:
+gpus = int(snakemake.resources.get("gpu", 0))
+if gpus > 1:
     # Multi-GPU: one DDP process per GPU through torchrun; the CLI takes the same settings.
     from t2scaling.train import cli_args
 
-    cmd = ["torchrun", "--standalone", f"--nproc_per_node={training['gpus']}", "-m", "t2scaling.cli", "train",
+    cmd = ["torchrun", "--standalone", f"--nproc_per_node={gpus}", "-m", "t2scaling.cli", "train",
            "--out", out_dir, *cli_args(**kwargs)]
     log.info("launching %s", " ".join(cmd))
     subprocess.run(cmd, check=True, stderr=sys.stderr, stdout=sys.stderr, env=os.environ)

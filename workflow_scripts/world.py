@@ -8,7 +8,7 @@ from pathlib import Path
 
 from t2scaling.world import write_world
 
-opts = snakemake.params.world
+opts = snakemake.params.settings["world"]
 summary = write_world(
     Path(snakemake.output.world).parent,
     seed=opts["seed"],

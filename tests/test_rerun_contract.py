@@ -1,0 +1,101 @@
+"""The re-run contract's static half (README "Incremental re-runs"): the library files each wrapper depends on are
+its real imports, jobs read no config, resources are never params, and the versioned stages are keyed to
+versions, not to source. The dry-run job counts that prove the contract live in tests/test_workflow.py."""
+
+import modulefinder
+import re
+from pathlib import Path
+
+import pytest
+
+from t2scaling import deps
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted((REPO / "workflow_scripts").glob("*.py"))
+VERSIONED = {"world", "corpus", "task_table", "train", "val_loss", "evaluate", "posttrain"}
+
+
+def rule_blocks():
+    """{rule name: its text} of every rule, checkpoint and `use rule` in rules/*.smk."""
+    out = {}
+    for path in sorted((REPO / "rules").glob("*.smk")):
+        text = path.read_text()
+        starts = list(re.finditer(r"^(?:rule (\w+)|checkpoint (\w+)|use rule \w+ as (\w+) with):", text, re.M))
+        for i, match in enumerate(starts):
+            end = starts[i + 1].start() if i + 1 < len(starts) else len(text)
+            out[next(g for g in match.groups() if g)] = text[match.start():end]
+    return out
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_library_files_are_the_imports_python_finds(script):
+    # modulefinder follows the bytecode (imports inside functions included) by another route than deps' ast walk
+    finder = modulefinder.ModuleFinder(path=[str(REPO / "workflow_scripts"), str(REPO)])
+    finder.run_script(str(script))
+    found = sorted(Path(module.__file__).resolve() for name, module in finder.modules.items()
+                   if name == "t2scaling" or name.startswith("t2scaling."))
+    assert deps.library_files(script) == found
+
+
+def test_library_files_include_what_the_hand_list_had_missed():
+    names = {script.stem: {path.name for path in deps.library_files(script)} for script in SCRIPTS}
+    assert {"laws.py", "passk.py", "observations.py"} <= names["collect"]
+    assert {"config.py", "tables.py", "validate.py"} <= names["validation_plan"]
+    assert {"fit.py", "extrapolate.py", "plots.py", "tables.py"} <= names["extrapolation_summary"]
+    assert names["pretrain_losses"] == set()  # imports no library module
+
+
+def test_every_cheap_rule_declares_its_wrappers_imports_and_versioned_rules_none():
+    for name, block in rule_blocks().items():
+        script = re.search(r'script:\s*"\.\./workflow_scripts/(\w+)\.py"', block)
+        library = re.findall(r'library\("(\w+)"\)', block)
+        if name in VERSIONED:
+            assert not library, f"rule {name} is versioned: its library code must not be an input"
+            assert re.search(r"version=version\(\"\w+\"\)", block), f"rule {name} lacks its version param"
+        elif script:
+            assert library == [script[1]], f"rule {name} runs {script[1]}.py but declares library({library})"
+        elif "use rule" in block:
+            assert library in ([], [re.search(r"use rule (\w+)", block)[1]]), name
+
+
+def test_jobs_read_no_config_and_resources_are_never_params():
+    for script in SCRIPTS:
+        assert "snakemake.config" not in script.read_text(), f"{script.name} reads the config; pass params"
+    for name, block in rule_blocks().items():
+        params = re.search(r"\n    params:\n((?:        .*\n|\n)*)", block)
+        if params:
+            assert "config[" not in params[1], f"rule {name}: params read the config directly; use settings_for"
+            assert not re.search(r"threads|runtime|mem_mb|gpus", params[1]), f"rule {name}: a resource in params"
+
+
+def test_versions_are_int_literals_read_without_imports():
+    for name in ("DATA_VERSION", "TASKS_VERSION", "TRAIN_RECIPE_VERSION", "EVAL_VERSION", "POSTTRAIN_VERSION"):
+        assert isinstance(deps.constant(REPO / "t2scaling" / "versions.py", name), int), name
+    assert isinstance(deps.constant(REPO / "t2scaling" / "world.py", "VERSION"), int)
+    with pytest.raises(LookupError, match="NO_SUCH"):
+        deps.constant(REPO / "t2scaling" / "versions.py", "NO_SUCH")
+
+
+def test_imports_of_every_form_are_found(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("__version__ = '1'\n")
+    (package / "a.py").write_text("from pkg import b\n")
+    (package / "b.py").write_text("def f():\n    from .c import thing  # lazy, relative\n")
+    (package / "c.py").write_text("import os\nthing = 1\n")
+    (package / "d.py").write_text("import pkg.a\n")
+    (package / "unused.py").write_text("")
+    script = tmp_path / "wrapper.py"
+    script.write_text("import sys\nfrom pkg import __version__\nif sys:\n    import pkg.d as d\n")
+    assert [p.name for p in deps.library_files(script, package)] == ["__init__.py", "a.py", "b.py", "c.py", "d.py"]
+    (tmp_path / "plain.py").write_text("import os\n")
+    assert deps.library_files(tmp_path / "plain.py", package) == []
+
+
+def test_projection_is_nested_sorted_and_checked():
+    config = {"b": {"y": 2, "x": [{"q": 1, "p": 0}]}, "a": 1, "c": {"z": {}}}
+    projected = deps.project(config, ["b.x", "a"])
+    assert projected == {"a": 1, "b": {"x": [{"p": 0, "q": 1}]}}
+    assert list(projected) == ["a", "b"] and list(projected["b"]["x"][0]) == ["p", "q"]
+    assert deps.undeclared(config, ["a", "b.y"]) == (["b.x", "c.z"], [])
+    assert deps.undeclared(config, ["a", "b", "c", "d.e"]) == ([], ["d.e"])

@@ -458,7 +458,7 @@ def all_outputs():
     out += ["results/macro/plots/frontier.png", "results/macro/plots/isoflops.png"]
     out += ["results/plots/checkpoint_grid.png", "results/tables/parameters.csv"]
     if LEVELS:
-        out += ["results/tables/table1.csv"]
+        out += ["results/tables/table1.csv", "results/tables/task_grades.csv"]
     if CELLS:
         out += ["results/pretrain/chinchilla.json"]
     if EXTRAPOLATE:

@@ -43,3 +43,27 @@ rule parameter_table:
         "../envs/fit.yaml"
     script:
         "../workflow_scripts/parameter_table.py"
+
+
+rule task_grades:
+    input:
+        observations=all_observations(),
+        losses="results/pretrain/losses.csv",
+        library=library("task_grades"),
+    output:
+        csv=report(
+            "results/tables/task_grades.csv",
+            caption="../report/task_grades.rst",
+            category="experiment",
+            labels={"table": "pass@1 by isoFLOP level (task grading)"},
+        ),
+        markdown="results/tables/task_grades.md",
+    log:
+        "logs/tables/task_grades.log",
+    conda:
+        "../envs/fit.yaml"
+    params:
+        tasks=list(TASKS),
+        levels=isoflop_levels(),
+    script:
+        "../workflow_scripts/task_grades.py"

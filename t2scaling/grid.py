@@ -85,14 +85,14 @@ def log_spaced(lo, hi, steps):
     return [10 ** (a + (b - a) * i / (steps - 1)) for i in range(steps)]
 
 
-def design_problems(cells, min_sizes=5, min_span=10.0, min_levels=4):
-    """Why a grid cannot identify the laws' N and D terms (empty list = it can), from the cells alone.
+def design_problems(sizes, levels, min_sizes=5, min_span=10.0, min_levels=4):
+    """Why a grid cannot identify the laws' N and D terms (empty list = it can): sizes, the N (params) of its
+    checkpoints; levels, its isoFLOP levels (FLOPs).
 
     The paper's grid has 16 sizes over 170x in N at 12 isoFLOP levels; a grid of a few sizes over a small span
     makes the N term a step and leaves its exponent at a bound.
     """
-    sizes = sorted({c.N for c in cells})
-    levels = sorted({c.isoflop for c in cells if c.isoflop > 0})
+    sizes, levels = sorted(set(sizes)), sorted(set(levels))
     out = []
     if len(sizes) < min_sizes:
         out.append(f"{len(sizes)} distinct model sizes; give at least {min_sizes} (grid.shapes)")

@@ -297,6 +297,33 @@ def pass_at_1_by_level(task, observations, levels):
     return table
 
 
+def task_grades(observations_by_task, levels, losses=None):
+    """`pass_at_1_by_level` of every task, one frame; `attrs["problems"]` lists what keeps the grid from
+    identifying the laws: tasks whose pass@1 does not rise with C_train (the top level's gain interval includes
+    0), and, given per-checkpoint validation losses (a frame or CSV with checkpoint, N, loss), a grid that is too
+    thin (`grid.design_problems`) or whose top two levels do not bracket their measured k = 1 optimum."""
+    from t2scaling.grid import bracketing_problems, design_problems
+
+    table = pd.concat([pass_at_1_by_level(task, obs, levels) for task, obs in observations_by_task.items()],
+                      ignore_index=True)
+    problems = []
+    for task, rows in table.groupby("task", sort=False):
+        top = rows.iloc[-1]
+        if not top["gain_ci_low"] > 0:
+            problems.append(f"task {task!r}: pass@1 does not rise with C_train ({top['best_pass_at_1']:.3g} at "
+                            f"{top['c_train']:.3g} FLOPs vs {rows.iloc[0]['best_pass_at_1']:.3g} at "
+                            f"{rows.iloc[0]['c_train']:.3g}, gain 95 % CI [{top['gain_ci_low']:.3g}, "
+                            f"{top['gain_ci_high']:.3g}]): its fits carry little signal; add easier items")
+    if losses is not None:
+        losses = pd.read_csv(losses) if isinstance(losses, (str, os.PathLike)) else losses
+        loss = losses.set_index("checkpoint")
+        problems += design_problems(loss["N"].tolist(), list(levels))
+        problems += bracketing_problems({c: [(loss.loc[n, "N"], loss.loc[n, "loss"]) for n in names if n in loss.index]
+                                         for c, names in levels.items()})
+    table.attrs["problems"] = problems
+    return table
+
+
 # ---------------------------------------------------------------------------------------- fitted parameters
 
 def parameter_table(fits):

@@ -128,9 +128,10 @@ def test_bad_config_stops_snakemake_before_any_job(tmp_path):
 
 def test_default_grid_can_identify_the_laws_and_a_thin_grid_is_told_why_not():
     config = with_defaults(yaml.safe_load((REPO / "config.yaml").read_text()))
-    assert design_problems(grid_cells(config)) == []
-    thin = with_defaults(smoke())  # 3 sizes over 2.3x at 3 levels
-    problems = design_problems(grid_cells(thin))
+    cells = grid_cells(config)
+    assert design_problems([c.N for c in cells], [c.isoflop for c in cells]) == []
+    thin = grid_cells(with_defaults(smoke()))  # 3 sizes over 2.3x at 3 levels
+    problems = design_problems([c.N for c in thin], [c.isoflop for c in thin])
     assert len(problems) == 3
     assert problems[0].startswith("3 distinct model sizes; give at least 5")
     assert "span at least 10x" in problems[1] and "3 isoFLOP levels" in problems[2]

@@ -206,3 +206,18 @@ def test_pass_at_1_by_level_says_whether_a_task_is_graded(tmp_path):
     assert top["gain_over_lowest"] == pytest.approx(by_hand["c1"] - by_hand["a2"], rel=1e-12)
     assert 0 < top["gain_ci_low"] <= top["gain_over_lowest"] <= top["gain_ci_high"]
     assert table.iloc[0]["gain_ci_low"] == table.iloc[0]["gain_ci_high"] == 0.0
+
+
+def test_task_grades_name_an_ungraded_task_and_an_unbracketed_grid(tmp_path):
+    sizes = {"a1": 1e5, "a2": 2e5, "b1": 3e5, "b2": 4e5}
+    rising, _ = observations(tmp_path, sizes, lambda N, i: 4.0 - N / 1e5 + 0.1 * i, name="rising.csv")
+    flat, _ = observations(tmp_path, sizes, lambda N, i: 3.0 + 0.1 * i, name="flat.csv")
+    levels = {1e12: ["a1", "a2"], 2e12: ["b1", "b2"]}
+    losses = pd.DataFrame({"checkpoint": list(sizes), "N": list(sizes.values()), "loss": [3.0, 2.9, 2.8, 2.7]})
+    table = tables.task_grades({"rising": rising, "flat": flat}, levels, losses)
+    assert list(table["task"]) == ["rising", "rising", "flat", "flat"]
+    problems = table.attrs["problems"]
+    assert problems[0].startswith("task 'flat': pass@1 does not rise with C_train")
+    assert not any("'rising'" in p for p in problems)
+    assert any(p.startswith("4 distinct model sizes; give at least 5") for p in problems)
+    assert any(p.startswith("isoFLOP level 2e+12 FLOPs: the lowest loss is at its largest model") for p in problems)

@@ -69,7 +69,7 @@ SMOKE_MODES, SMOKE_POSTTRAINED = 2, 1  # FT and SFT, on the knowledge task only
 LAWS = ("chinchilla", "approach1", "approach2")
 # Macro outputs: every task feeds them, so any change to one task re-runs them all.
 MACRO = {"macro_frontier": 3, "plot_macro_frontier": 1, "plot_macro_isoflops": 1, "table1": 1,
-         "parameter_table": 1, "extrapolation_summary": 1, "posttrain_compare": 1, "all": 1}
+         "task_grades": 1, "parameter_table": 1, "extrapolation_summary": 1, "posttrain_compare": 1, "all": 1}
 
 
 @contextlib.contextmanager
@@ -107,7 +107,7 @@ EVALUATIONS = {"evaluate": SMOKE_TASKS * SMOKE_CELLS,
                "posttrain_evaluate": SMOKE_MODES * SMOKE_POSTTRAINED * SMOKE_CELLS,
                **per_task(SMOKE_TASKS, SMOKE_POSTTRAINED), **MACRO}
 # Every trained cell's validation loss re-measured, and the pretraining-loss fit.
-VAL_LOSSES = {"val_loss": SMOKE_CELLS, "pretrain_losses": 1, "pretrain_fit": 1, "all": 1}
+VAL_LOSSES = {"val_loss": SMOKE_CELLS, "pretrain_losses": 1, "pretrain_fit": 1, "task_grades": 1, "all": 1}
 # Every checkpoint post-trained again, and its evaluations, refits and the comparison.
 POSTTRAININGS = {"posttrain": SMOKE_MODES * SMOKE_POSTTRAINED * SMOKE_CELLS,
                  "posttrain_evaluate": SMOKE_MODES * SMOKE_POSTTRAINED * SMOKE_CELLS,
@@ -131,10 +131,17 @@ def test_smoke_run_produces_every_output(smoke):
     for figure in ("macro/plots/frontier", "macro/plots/isoflops", "plots/checkpoint_grid",
                    "extrapolation/predicted_vs_measured", "posttrain/plots/frontiers"):
         assert_figure(smoke / f"results/{figure}.png")
-    for table in ("tables/table1", "tables/parameters", "extrapolation/summary", "posttrain/comparison"):
+    for table in ("tables/table1", "tables/task_grades", "tables/parameters", "extrapolation/summary",
+                  "posttrain/comparison"):
         assert len(pd.read_csv(smoke / f"results/{table}.csv")) > 0
         assert (smoke / f"results/{table}.md").read_text().count("|") > 10
     assert (smoke / "results/pretrain/chinchilla.json").exists()
+    table1 = pd.read_csv(smoke / "results/tables/table1.csv")  # intervals on the measured comparison
+    assert {"ci_low", "ci_high", "gain_ci_low", "gain_ci_high"} <= set(table1.columns)
+    frontier = pd.read_csv(smoke / "results/macro/frontier/approach2.csv")  # every forecast says if it extrapolates
+    assert frontier.loc[frontier["c_train"] >= 1e19, "extrapolated"].all()
+    # The smoke grid is too thin to identify the laws, and its log says so.
+    assert "3 distinct model sizes; give at least 5" in (smoke / "logs/tables/task_grades.log").read_text()
     for log in (smoke / "logs").rglob("*.log"):
         assert log.stat().st_size > 0, f"empty log {log}"
 

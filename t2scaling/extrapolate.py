@@ -32,7 +32,7 @@ METRICS = ("pass_at_k", "task_loss")
 COLUMNS = ["task", "approach", "metric", "checkpoint", "N", "D", "tokens_per_param", "k", "measured", "predicted",
            "rel_abs_error"]
 SUMMARY_COLUMNS = ["task", "approach", "metric", "k", "n_checkpoints", "n_points", "mean_rel_error_pct",
-                   "median_rel_error_pct", "max_rel_error_pct"]
+                   "median_rel_error_pct", "max_rel_error_pct", "mean_abs_log_ratio"]
 ALL_TASKS = "all tasks"
 # The (N, D) part of every law (A, B, E, alpha, beta) takes one value per checkpoint (Chinchilla's loss, Approach
 # 1's k-curve level, Approach 2's stage-1 NLL), so fewer checkpoints than that cannot pin it.
@@ -260,17 +260,20 @@ def _read(table):
 def summarise(table):
     """Relative absolute error (percent) per task, law or baseline, and metric, pooled over held-out checkpoints
     and k (k: the range pooled), plus an 'all tasks' row (every held-out point of every task): n_checkpoints,
-    n_points, mean, median, max. Rows by metric (pass_at_k first), then task, then the laws with the baselines
+    n_points, mean, median, max, and the mean |log(predicted / measured)|. Rows by metric (pass_at_k first), then task, then the laws with the baselines
     beside them. table: the DataFrame from `extrapolate` or its CSV/Parquet."""
     frame = _read(table)
     frame["task"] = frame["task"].fillna("").astype(str)  # CSV reads an empty task name as NaN
     frame["pair"] = frame["task"] + "\0" + frame["checkpoint"].astype(str)  # a checkpoint counts once per task
     frame["err"] = 100 * frame["rel_abs_error"].astype(float)
+    # Decades off: meaningful where a relative error is not (a measured task loss of ~1e-11 nats at large k).
+    frame["log_ratio"] = np.abs(np.log(frame["predicted"].astype(float) / frame["measured"].astype(float))) \
+        if {"predicted", "measured"} <= set(frame.columns) else np.nan
     both = pd.concat([frame, frame.assign(task=ALL_TASKS)], ignore_index=True)
     out = both.groupby(["task", "approach", "metric"], sort=False).agg(
         k_lo=("k", "min"), k_hi=("k", "max"), n_checkpoints=("pair", "nunique"), n_points=("err", "size"),
         mean_rel_error_pct=("err", "mean"), median_rel_error_pct=("err", "median"),
-        max_rel_error_pct=("err", "max")).reset_index()
+        max_rel_error_pct=("err", "max"), mean_abs_log_ratio=("log_ratio", "mean")).reset_index()
     out["k"] = [f"{lo:g}" if lo == hi else f"{lo:g}..{hi:g}" for lo, hi in zip(out["k_lo"], out["k_hi"])]
     rank = {"task": list(dict.fromkeys(both["task"])), "metric": list(METRICS),
             "approach": list(ORDER) + sorted(set(frame["approach"]) - set(ORDER))}

@@ -290,3 +290,13 @@ def test_cli_frontier_missing_fit(tmp_path, capsys):
     assert cli.main(["frontier", str(tmp_path / "nope.json"), "--c-train", "1e20", "--c-inf", "2e9",
                      "--out", str(tmp_path / "f.csv")]) == 2
     assert "nope.json" in capsys.readouterr().err
+
+
+def test_a_grid_budget_a_hair_above_the_rounded_cells_is_not_extrapolated():
+    fit = FitResult(law="chinchilla", params=CHIN, task="t")
+    n, _ = Chinchilla.optimum(CHIN, 2e12)
+    fit.data_range = dict(N=[n / 2, n * 2], D=[1e5, 1e9], C_train=[1e11, 2e12 * (1 - 1.1e-4)],
+                          tokens_per_param=[1.0, 1e4], k=[1.0, 1.0])
+    row = frontier([fit], c_train=[2e12]).iloc[0]
+    assert not row["extrapolated"] and row["extrapolated_in"] == ""
+    assert frontier([fit], c_train=[2.1e12]).iloc[0]["extrapolated_in"] == "C_train"

@@ -69,7 +69,9 @@ SMOKE_MODES, SMOKE_POSTTRAINED = 2, 1  # FT and SFT, on the knowledge task only
 LAWS = ("chinchilla", "approach1", "approach2")
 # Macro outputs: every task feeds them, so any change to one task re-runs them all.
 MACRO = {"macro_frontier": 3, "plot_macro_frontier": 1, "plot_macro_isoflops": 1, "table1": 1,
-         "task_grades": 1, "parameter_table": 1, "extrapolation_summary": 1, "posttrain_compare": 1, "all": 1}
+         "parameter_table": 1, "extrapolation_summary": 1, "posttrain_compare": 1, "all": 1}
+# Read straight from every task's observations (not from the fits): any change to one task's data re-runs it.
+GRADES = {"task_grades": 1}
 
 
 @contextlib.contextmanager
@@ -105,7 +107,7 @@ def per_task(tasks, posttrained=0, new_posttrainings=0, laws=SMOKE_LAWS):
 # Every checkpoint re-evaluated on every task (base and post-trained), and all that is downstream.
 EVALUATIONS = {"evaluate": SMOKE_TASKS * SMOKE_CELLS,
                "posttrain_evaluate": SMOKE_MODES * SMOKE_POSTTRAINED * SMOKE_CELLS,
-               **per_task(SMOKE_TASKS, SMOKE_POSTTRAINED), **MACRO}
+               **per_task(SMOKE_TASKS, SMOKE_POSTTRAINED), **MACRO, **GRADES}
 # Every trained cell's validation loss re-measured, and the pretraining-loss fit.
 VAL_LOSSES = {"val_loss": SMOKE_CELLS, "pretrain_losses": 1, "pretrain_fit": 1, "task_grades": 1, "all": 1}
 # Every checkpoint post-trained again, and its evaluations, refits and the comparison.
@@ -197,7 +199,7 @@ def test_adding_a_cell_schedules_its_training_evaluations_and_downstream(smoke):
         {"width": 32, "depth": 1, "tokens": 20000}))
     assert job_counts(smoke, config) == {
         "train": 1, "evaluate": SMOKE_TASKS, **per_task(SMOKE_TASKS, SMOKE_POSTTRAINED, SMOKE_POSTTRAINED),
-        "val_loss": 1, "pretrain_losses": 1, "pretrain_fit": 1, "plot_grid": 1, **MACRO,
+        "val_loss": 1, "pretrain_losses": 1, "pretrain_fit": 1, "plot_grid": 1, **MACRO, **GRADES,
     }
 
 
@@ -205,7 +207,7 @@ def test_adding_a_task_schedules_only_that_task(smoke):
     config = write_config(smoke, "task", lambda c: c["tasks"].update(spatial={"kind": "spatial"}))
     assert job_counts(smoke, config) == {
         "task_table": 1, "evaluate": SMOKE_CELLS,
-        **per_task(1), **{rule: n for rule, n in MACRO.items() if rule != "posttrain_compare"},
+        **per_task(1), **{rule: n for rule, n in MACRO.items() if rule != "posttrain_compare"}, **GRADES,
         # the new task is not among posttrain.tasks: nothing of post-training re-runs
     }
 
@@ -280,7 +282,7 @@ def test_adding_an_imported_checkpoint_enters_at_evaluation(smoke):
         imported_checkpoints=[{"name": "tiny-import", "path": str(imported), "N": 30000, "D": 50000}]))
     assert job_counts(smoke, config) == {
         "evaluate": SMOKE_TASKS, **per_task(SMOKE_TASKS, SMOKE_POSTTRAINED, SMOKE_POSTTRAINED), "plot_grid": 1,
-        **MACRO,
+        **MACRO, **GRADES,
     }
 
 

@@ -18,14 +18,13 @@ METRIC_LABELS = {"loss": "task loss -log pass@k (nats), lower is better",
 def plan(fit, c_train, c_inf=None, n_min=N_MIN, n_max=np.inf, band=(5.0, 95.0)):
     """The frontier row (a pandas Series) for one fit at C_train FLOPs and C_inf FLOPs per served token (None
     for a law without k, such as Chinchilla)."""
-    c_inf = None if c_inf is None else [c_inf]
-    row = frontier([fit], c_train=[c_train], c_inf=c_inf, n_min=n_min, n_max=n_max, band=band).iloc[0]
+    row = frontier([fit], c_train=[c_train], c_inf=None if c_inf is None else [c_inf], n_min=n_min, n_max=n_max,
+                   band=band).iloc[0]
     if not row["feasible"] and c_inf is None:
         raise ValueError(f"no feasible plan for C_train = {format_flops(c_train)}: one training token needs "
                          f"N <= C_train/6 = {format_params(c_train / 6)}, below the smallest model searched "
                          f"(--n-min {n_min:g}); raise --c-train or lower --n-min")
     if not row["feasible"]:
-        c_inf = c_inf[0]
         raise ValueError(
             f"no feasible plan for C_train = {format_flops(c_train)} and C_inf = {format_flops(c_inf)} per token: "
             f"serving one sample (k >= 1) needs N <= C_inf/2 = {format_params(c_inf / 2)} and one training token "

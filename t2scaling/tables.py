@@ -283,8 +283,8 @@ def pass_at_1_by_level(task, observations, levels):
     for c_train in sorted(levels):
         measured = measured_at_k(obs, levels[c_train], 1.0)
         top = measured["value"].idxmax()
-        best.append(measured.attrs.get("per_question", np.full((len(measured), 0), np.nan))[
-            measured.index.get_loc(top)])
+        per_question = measured.attrs.get("per_question")  # absent for aggregated tables: no interval
+        best.append(per_question[measured.index.get_loc(top)] if per_question is not None else np.zeros(0))
         rows.append({"task": task, "c_train": float(c_train), "n_cells": len(measured), "best_checkpoint": top,
                      "best_pass_at_1": measured.loc[top, "value"], "mean_pass_at_1": measured["value"].mean()})
     table = pd.DataFrame(rows)

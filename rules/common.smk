@@ -8,24 +8,46 @@ from snakemake.utils import validate
 REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO))
 
-from t2scaling.config import config_problems, resolve, SYNTHETIC_KINDS  # noqa: E402
+from t2scaling.config import (  # noqa: E402
+    SYNTHETIC_KINDS,
+    coerce_numbers,
+    config_problems,
+    duplicate_keys,
+    resolve,
+)
 from t2scaling.deps import (  # noqa: E402
     constant,
     library_files,
     project,
+    script_files,
     sort_keys,
     undeclared,
 )
-from t2scaling.grid import counts_for, grid_cells, log_spaced, parse_cell  # noqa: E402
+from t2scaling.grid import (  # noqa: E402
+    checkpoint_origins,
+    counts_for,
+    grid_cells,
+    holds_out,
+    isoflop_levels,
+    log_spaced,
+    parse_cell,
+    wsd_siblings,
+)
+from t2scaling.inputs import named  # noqa: E402
 
-_problems = config_problems(config)
+# YAML 1.1 reads 3e12 as a string: a number wherever the schema wants one. Snakemake keeps the last of two
+# equal keys silently, so the config files it read are read again for duplicates.
+coerce_numbers(config)
+_problems = [
+    p for f in workflow.configfiles if Path(f).exists() for p in duplicate_keys(f)
+] + config_problems(config)
 if _problems:
     raise ValueError(
         "invalid config ({} problem{}):\n  - {}".format(
             len(_problems), "s" * (len(_problems) > 1), "\n  - ".join(_problems)
         )
     )
-validate(config, schema="../schemas/config.schema.yaml")
+validate(config, schema="../t2scaling/config.schema.yaml")
 # Relative inference budgets -> FLOPs, the default fit k grid -> powers of 2 covering them: once, here.
 resolve(config)
 
@@ -42,14 +64,10 @@ USES_WORLD = config["corpus"]["train"] == "world" or any(
     t["kind"] in SYNTHETIC_KINDS for t in TASKS.values()
 )
 # The grid's isoFLOP levels, each with its cells: the isoFLOP profiles, Table 1 and the frontiers' budgets.
-LEVELS = {}
-for _cell in CELLS.values():
-    if _cell.isoflop > 0:
-        LEVELS.setdefault(_cell.isoflop, []).append(_cell.name)
-LEVELS = dict(sorted(LEVELS.items()))
+LEVELS = isoflop_levels(CELLS.values())
 EXTRAPOLATION = config["extrapolation"]
-EXTRAPOLATE = EXTRAPOLATION["min_tokens_per_param"] is not None or bool(
-    EXTRAPOLATION["checkpoints"]
+EXTRAPOLATE = holds_out(
+    EXTRAPOLATION["checkpoints"], EXTRAPOLATION["min_tokens_per_param"]
 )
 POSTTRAIN_MODES = config["posttrain"]["modes"]
 POSTTRAIN_TASKS = config["posttrain"]["tasks"] or list(TASKS)
@@ -209,12 +227,12 @@ def version(rule):
 
 @functools.cache
 def library(script):
-    """The library files workflow_scripts/<script>.py imports, directly or not: inputs of the cheap stages,
-    so that editing a module re-runs exactly the rules that import it (never the versioned stages).
+    """workflow_scripts/<script>.py, the helpers next to it and the library files it imports, directly or not:
+    inputs of the cheap stages, so that editing one re-runs exactly the rules that run it (never the versioned
+    stages, keyed to versions; profiles/default turns off Snakemake's script-mtime trigger).
     """
-    return [
-        str(path) for path in library_files(REPO / "workflow_scripts" / f"{script}.py")
-    ]
+    path = REPO / "workflow_scripts" / f"{script}.py"
+    return [str(p) for p in script_files(path) + library_files(path)]
 
 
 ##### input functions #####
@@ -226,12 +244,10 @@ def world_task_file(wildcards):
 
 
 def corpus_inputs(wildcards):
+    """The embedded world's corpus files, named by split, when the corpus reads the world."""
     c = config["corpus"]
-    return (
-        ["results/world/corpus/train.jsonl", "results/world/corpus/val.jsonl"]
-        if "world" in (c["train"], c["val"])
-        else []
-    )
+    world = {split: f"results/world/corpus/{split}.jsonl" for split in ("train", "val")}
+    return named("world", world) if "world" in (c["train"], c["val"]) else {}
 
 
 def checkpoint_dir(wildcards):
@@ -251,8 +267,10 @@ def checkpoint_ref(wildcards):
 
 
 def task_evals(wildcards):
-    return expand(
-        "results/eval/{task}/{cell}.parquet", task=wildcards.task, cell=CHECKPOINTS
+    """Each checkpoint's evaluation on the job's task, named by checkpoint (t2scaling.inputs)."""
+    return named(
+        "eval",
+        {cell: f"results/eval/{wildcards.task}/{cell}.parquet" for cell in CHECKPOINTS},
     )
 
 
@@ -282,14 +300,8 @@ def train_hints(wildcards, resources):
     WSD branch points the trunk saves in the same pass (so adding a cell never re-runs its siblings), and how
     many validation tokens score the checkpoint's own t2_meta.json loss (the workflow reads rule val_loss's).
     """
-    width, depth, tokens = parse_cell(wildcards.cell)
-    siblings = [
-        c.tokens
-        for c in CELLS.values()
-        if (c.width, c.depth) == (width, depth) and c.tokens != tokens
-    ]
     return {
-        "branch_tokens": siblings,
+        "branch_tokens": wsd_siblings(CELLS.values(), wildcards.cell),
         "val_max_tokens": config["evaluation"]["val_tokens"],
     }
 
@@ -352,7 +364,8 @@ def frontier_c_inf(rule):
     return sorted(set(s["frontier"]["c_inf"]) | {s["plots"]["c_inf"]})
 
 
-def isoflop_levels():
+def level_params():
+    """The grid's isoFLOP levels (LEVELS) as params: [[C_train, [cell names]], ...], levels ascending."""
     return [[c_train, cells] for c_train, cells in LEVELS.items()]
 
 
@@ -364,8 +377,22 @@ def all_fit_files(wildcards=None):
     return expand("results/tasks/{task}/fits/{law}.json", task=list(TASKS), law=LAWS)
 
 
-def all_observations(wildcards=None):
-    return expand("results/tasks/{task}/observations.parquet", task=list(TASKS))
+def observations_by_task(wildcards):
+    """The observation table of the job's task, or of every task for a job without one, named by task."""
+    tasks = [wildcards.task] if hasattr(wildcards, "task") else list(TASKS)
+    return named(
+        "observations",
+        {task: f"results/tasks/{task}/observations.parquet" for task in tasks},
+    )
+
+
+def table1_inputs(wildcards):
+    """Table 1's inputs, named by task: each task's observations and its frontier tables (one per law)."""
+    frontiers = {
+        task: expand("results/tasks/{task}/frontier/{law}.csv", task=task, law=LAWS)
+        for task in TASKS
+    }
+    return {**observations_by_task(wildcards), **named("frontiers", frontiers)}
 
 
 def all_frontiers(wildcards=None):
@@ -373,18 +400,11 @@ def all_frontiers(wildcards=None):
 
 
 def grid_cells_table(rule):
-    """Every checkpoint with its origin, for the checkpoint-grid figure."""
+    """Every checkpoint with its origin (trained, imported or held out), for the checkpoint-grid figure."""
     e = settings_for(rule)["extrapolation"]
-    held, tpp = set(e["checkpoints"]), e["min_tokens_per_param"]
-    rows = []
-    for name, size in checkpoint_sizes(rule).items():
-        origin = "trained" if name in CELLS else "imported"
-        if EXTRAPOLATE and (
-            name in held or (tpp is not None and size["D"] / size["N"] >= tpp)
-        ):
-            origin = "held_out"
-        rows.append({"name": name, "N": size["N"], "D": size["D"], "origin": origin})
-    return rows
+    return checkpoint_origins(
+        checkpoint_sizes(rule), CELLS, e["checkpoints"], e["min_tokens_per_param"]
+    )
 
 
 def posttrain_checkpoint(wildcards):
@@ -393,15 +413,19 @@ def posttrain_checkpoint(wildcards):
 
 
 def posttrain_evals(wildcards):
-    return expand(
-        "results/posttrain/{mode}/eval/{task}/{cell}.parquet",
-        mode=wildcards.mode,
-        task=wildcards.task,
-        cell=CHECKPOINTS,
+    """Each post-trained checkpoint's evaluation on the job's task, named by checkpoint."""
+    w = wildcards
+    return named(
+        "eval",
+        {
+            cell: f"results/posttrain/{w.mode}/eval/{w.task}/{cell}.parquet"
+            for cell in CHECKPOINTS
+        },
     )
 
 
 def posttrain_frontiers(wildcards=None):
+    """The frontier tables of the base models and of each post-training mode, named by variant."""
     out = {
         "base": expand(
             "results/tasks/{task}/frontier/{law}.csv", task=POSTTRAIN_TASKS, law=LAWS
@@ -414,7 +438,7 @@ def posttrain_frontiers(wildcards=None):
             task=POSTTRAIN_TASKS,
             law=LAWS,
         )
-    return out
+    return named("frontiers", out)
 
 
 def validation_c_train():
@@ -439,10 +463,15 @@ def validation_cells(wildcards):
 
 
 def validation_evals(wildcards):
-    return expand(
-        "results/eval/{task}/{cell}.parquet",
-        task=list(TASKS),
-        cell=validation_cells(wildcards),
+    """Each validation cell's evaluation on each task, named by (task, cell)."""
+    cells = validation_cells(wildcards)
+    return named(
+        "eval",
+        {
+            (task, cell): f"results/eval/{task}/{cell}.parquet"
+            for task in TASKS
+            for cell in cells
+        },
     )
 
 

@@ -19,7 +19,7 @@ rule world:
 
 rule corpus:
     input:
-        corpus_inputs,
+        unpack(corpus_inputs),
     output:
         train="results/data/train.npy",
         val="results/data/val.npy",
@@ -40,7 +40,7 @@ rule corpus:
 
 rule task_table:
     input:
-        world_task_file,
+        world=world_task_file,
     output:
         "results/tasks/{task}/questions.parquet",
     log:

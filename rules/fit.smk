@@ -1,6 +1,6 @@
 rule collect:
     input:
-        evals=task_evals,
+        unpack(task_evals),
         imported=task_imports,
         library=library("collect"),
     output:

@@ -67,7 +67,7 @@ rule plot_macro_frontier:
 
 rule plot_isoflops:
     input:
-        observations="results/tasks/{task}/observations.parquet",
+        unpack(observations_by_task),
         fits=expand("results/tasks/{{task}}/fits/{law}.json", law=LAWS),
         library=library("plot_isoflops"),
     output:
@@ -84,7 +84,7 @@ rule plot_isoflops:
         "../envs/fit.yaml"
     params:
         tasks=lambda wildcards: [wildcards.task],
-        levels=isoflop_levels(),
+        levels=level_params(),
         c_inf=settings_for("plot_isoflops")["plots"]["c_inf"],
     script:
         "../workflow_scripts/plot_isoflops.py"
@@ -92,7 +92,7 @@ rule plot_isoflops:
 
 rule plot_macro_isoflops:
     input:
-        observations=all_observations(),
+        unpack(observations_by_task),
         fits=all_fit_files(),
         library=library("plot_isoflops"),
     output:
@@ -109,7 +109,7 @@ rule plot_macro_isoflops:
         "../envs/fit.yaml"
     params:
         tasks=list(TASKS),
-        levels=isoflop_levels(),
+        levels=level_params(),
         c_inf=settings_for("plot_macro_isoflops")["plots"]["c_inf"],
     script:
         "../workflow_scripts/plot_isoflops.py"

@@ -52,7 +52,7 @@ use rule evaluate as posttrain_evaluate with:
 
 use rule collect as posttrain_collect with:
     input:
-        evals=posttrain_evals,
+        unpack(posttrain_evals),
         imported=[],
         library=library("collect"),
     output:

@@ -1,7 +1,6 @@
 rule table1:
     input:
-        observations=all_observations(),
-        frontiers=all_frontiers(),
+        unpack(table1_inputs),
         library=library("table1"),
     output:
         csv=report(
@@ -47,7 +46,7 @@ rule parameter_table:
 
 rule task_grades:
     input:
-        observations=all_observations(),
+        unpack(observations_by_task),
         losses="results/pretrain/losses.csv",
         library=library("task_grades"),
     output:
@@ -64,6 +63,6 @@ rule task_grades:
         "../envs/fit.yaml"
     params:
         tasks=list(TASKS),
-        levels=isoflop_levels(),
+        levels=level_params(),
     script:
         "../workflow_scripts/task_grades.py"

@@ -25,8 +25,8 @@ checkpoint validation_plan:
 
 rule validation_table:
     input:
+        unpack(validation_evals),
         plan="results/validate/plan.json",
-        evals=validation_evals,
         fits=all_fit_files(),
         library=library("validation_table"),
     output:

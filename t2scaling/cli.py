@@ -8,6 +8,8 @@ import argparse
 import importlib
 import sys
 
+import t2scaling
+
 # command -> (module, one-line help)
 COMMANDS = {
     "world": ("t2scaling.world", "generate the embedded synthetic world: corpora and task files"),
@@ -23,8 +25,18 @@ COMMANDS = {
 }
 
 
+EPILOG = """documentation (in the t2scaling repository):
+  docs/contracts.md  data contracts: the tables and checkpoints you bring, every file written (columns, units)
+  docs/science.md    conventions: budgets, the k grid, fitting, intervals, extrapolation, synthetic tasks
+  README.md          the workflow: configs, targets, incremental re-runs
+
+`t2scaling COMMAND --help` lists a command's options."""
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="t2scaling", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="t2scaling", description=__doc__.splitlines()[0], epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {t2scaling.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     argv = sys.argv[1:] if argv is None else list(argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)

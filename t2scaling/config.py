@@ -1,24 +1,166 @@
 """Experiment config checks: every problem in a config reported at once, before any job runs.
 
-The JSON schema (schemas/config.schema.yaml) catches types, unknown keys and ranges; `config_problems` adds
-the cross-field checks a schema cannot express (a width the head size does not divide, an empty grid, a task
-that needs local files, an imported table for an unknown task).
+The JSON schema (t2scaling/config.schema.yaml, shipped inside the package) is the one place every key, type,
+range and default is written; `config_problems` adds the cross-field checks a schema cannot express (a width
+the head size does not divide, an empty grid, a batch the GPUs cannot split, a task that needs local files, an
+imported table for an unknown task). `load_config` reads a config file the way the workflow does, refusing
+duplicate keys; `coerce_numbers` turns YAML 1.1's numeric strings (`3e12`) into numbers where the schema wants
+one; `schema_default` gives the CLI its defaults.
 """
 
 import copy
+import difflib
+import functools
+import importlib.resources
 import math
-from pathlib import Path
+import re
 
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+SCHEMA_NAME = "config.schema.yaml"
+SCHEMA_PATH = importlib.resources.files("t2scaling") / SCHEMA_NAME
 SYNTHETIC_KINDS = ("knowledge", "arithmetic", "analogy", "spatial")
 
 
-def load_schema(path=SCHEMA_PATH):
-    with open(path) as fh:
+@functools.lru_cache(maxsize=None)
+def _packaged_schema():
+    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def load_schema(path=None):
+    """The config schema: the packaged one (a fresh copy each call), or the YAML file at `path`."""
+    if path is None:
+        return copy.deepcopy(_packaged_schema())
+    with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
+
+
+def _property(schema, key):
+    """The schema of the dotted config key `key` ("training.lr"), through nested objects."""
+    sub = schema
+    for part in key.split("."):
+        properties = sub.get("properties", {})
+        if part not in properties:
+            raise KeyError(f"{key!r} is not a config key of {SCHEMA_NAME}")
+        sub = properties[part]
+    return sub
+
+
+def schema_default(key):
+    """The schema's default of the dotted config key `key` (e.g. "fits.restarts"): the CLI's defaults read it,
+    so a default is written once, in the schema."""
+    schema = _packaged_schema()
+    prop = _property(schema, key)
+    if "default" not in prop:
+        raise KeyError(f"config key {key!r} has no default in {SCHEMA_NAME}")
+    return coerce_numbers(copy.deepcopy(prop["default"]), prop, schema)
+
+
+# ------------------------------------------------------------------------------------- reading YAML
+
+# YAML 1.2's float syntax; YAML 1.1 (PyYAML) needs a dot and a signed exponent, so it reads 3e12 as a string.
+_NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+
+
+def _resolve_ref(sub, root):
+    while isinstance(sub, dict) and "$ref" in sub:
+        ref = sub["$ref"]
+        if not ref.startswith("#/"):
+            break
+        target = root
+        for part in ref[2:].split("/"):
+            target = target[part]
+        sub = {**{k: v for k, v in sub.items() if k != "$ref"}, **target}
+    return sub
+
+
+def _types(sub, root):
+    """The JSON types a (sub)schema admits, through $ref and oneOf/anyOf branches."""
+    sub = _resolve_ref(sub, root)
+    kinds = sub.get("type", [])
+    kinds = {kinds} if isinstance(kinds, str) else set(kinds)
+    for branch in sub.get("oneOf", []) + sub.get("anyOf", []):
+        kinds |= _types(branch, root)
+    return kinds
+
+
+def coerce_numbers(config, schema=None, root=None):
+    """Numbers written as YAML 1.1 reads them (`3e12`, `1e-4` become strings) turned back into numbers wherever
+    the schema wants a number or an integer (an integer-only key gets an int when the value is whole); a
+    string where the schema wants a string is left alone. Works in place through nested objects and lists
+    and returns the config."""
+    if schema is None:
+        root = schema = _packaged_schema()
+    root = schema if root is None else root
+    sub = _resolve_ref(schema, root)
+    kinds = _types(sub, root)
+    if isinstance(config, str) and kinds & {"number", "integer"} and "string" not in kinds \
+            and _NUMBER.fullmatch(config.strip()):
+        config = float(config.strip())
+    if isinstance(config, float) and "integer" in kinds and "number" not in kinds and config.is_integer():
+        config = int(config)
+    branches = [sub] + [_resolve_ref(b, root) for b in sub.get("oneOf", []) + sub.get("anyOf", [])]
+    if isinstance(config, dict):
+        for branch in branches:
+            if "properties" not in branch and not isinstance(branch.get("additionalProperties"), dict):
+                continue
+            properties = branch.get("properties", {})
+            extra = branch.get("additionalProperties")
+            for key in config:
+                if key in properties:
+                    config[key] = coerce_numbers(config[key], properties[key], root)
+                elif isinstance(extra, dict):
+                    config[key] = coerce_numbers(config[key], extra, root)
+            break
+    elif isinstance(config, list):
+        items = next((b["items"] for b in branches if isinstance(b.get("items"), dict)), None)
+        if items is not None:
+            config[:] = [coerce_numbers(value, items, root) for value in config]
+    return config
+
+
+def duplicate_keys(path):
+    """One message per key written twice in the same mapping of the YAML (or JSON) file at `path`: PyYAML and
+    Snakemake keep the last silently (a duplicated task silently changes kind)."""
+    with open(path, encoding="utf-8") as fh:
+        root = yaml.compose(fh, Loader=yaml.SafeLoader)
+    out = []
+
+    def walk(node, where):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node.value)
+                label = f"{where}[{key!r}]"
+                if key in seen:
+                    out.append(f"{path}, line {key_node.start_mark.line + 1}: key {label} is written twice (first on "
+                               f"line {seen[key] + 1}) and YAML keeps only the last; delete or merge one of them")
+                else:
+                    seen[key] = key_node.start_mark.line
+                walk(value_node, label)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, f"{where}[{i}]")
+
+    if root is not None:
+        walk(root, "config")
+    return out
+
+
+def load_config(path):
+    """A config file as a dict, as the workflow reads it: duplicate keys refused (ValueError naming each), and
+    YAML 1.1's numeric strings turned into numbers where the schema wants one. Defaults are not injected."""
+    problems = duplicate_keys(path)
+    if problems:
+        raise ValueError("\n".join(problems))
+    with open(path, encoding="utf-8") as fh:
+        config = yaml.safe_load(fh) or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: a config is a YAML mapping of keys at the top level, not a {type(config).__name__}")
+    return coerce_numbers(config)
 
 
 def _where(error):
@@ -31,10 +173,24 @@ def schema_problems(config, schema=None):
     out = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
         if error.validator == "additionalProperties":
-            out.append(f"{_where(error)}: {error.message} (check the spelling against schemas/config.schema.yaml)")
+            out.append(f"{_where(error)}: {error.message}; {_spelling_hint(error)}")
         else:
             out.append(f"{_where(error)}: {error.message}")
     return out
+
+
+def _spelling_hint(error):
+    """For unknown keys: the closest allowed key at that level of the schema, or the allowed keys."""
+    allowed = sorted(error.schema.get("properties", {}))
+    unknown = [key for key in error.instance if key not in allowed]
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"did you mean {close[0]!r} instead of {key!r}?")
+    if len(hints) == len(unknown):
+        return " ".join(hints)
+    return " ".join(hints + [f"the keys allowed here are {', '.join(allowed) or 'none'} ({SCHEMA_NAME})"])
 
 
 def semantic_problems(config):
@@ -52,6 +208,9 @@ def semantic_problems(config):
     lo, hi = grid["tokens_per_param"]
     if lo > hi:
         out.append(f"config['grid']['tokens_per_param']: min {lo} > max {hi}; give [min, max]")
+    elif not out:
+        out += _window_problems(config)
+    out += _batch_problems(config) + _seq_len_problems(config)
     if not (grid["isoflops"] and grid["shapes"]) and not grid["extra_cells"] and not config["imported_checkpoints"] \
             and not config["imported_observations"]:
         out.append("config['grid']: no cells, checkpoints or observations; give grid.isoflops and grid.shapes, "
@@ -83,8 +242,88 @@ def semantic_problems(config):
     return out
 
 
+def _window_problems(config):
+    """isoFLOP levels x shapes of which no cell falls inside grid.tokens_per_param (the grid would plan every
+    job and fail only at collect)."""
+    from t2scaling.grid import counts_for, grid_cells, tokens_per_step, whole_steps
+
+    grid = config["grid"]
+    if not (grid["isoflops"] and grid["shapes"]) or any(cell.isoflop > 0 for cell in grid_cells(config)):
+        return []
+    step = tokens_per_step(config)
+    ratios = []
+    for shape in grid["shapes"]:
+        n = counts_for(config, shape["width"], shape["depth"])["N"]
+        ratios += [whole_steps(c / (6.0 * n), step) / n for c in grid["isoflops"]]
+    lo, hi = grid["tokens_per_param"]
+
+    def outward(x, up):  # 3 significant digits, rounded away from the span so the named range holds it
+        scale = 10.0 ** (math.floor(math.log10(x)) - 2)
+        return f"{(math.ceil if up else math.floor)(x / scale) * scale:.3g}"
+
+    return [f"config['grid']['tokens_per_param']: no cell of grid.isoflops x grid.shapes has D/N inside "
+            f"[{lo:g}, {hi:g}]; its cells span D/N {outward(min(ratios), False)} to {outward(max(ratios), True)}, "
+            "so widen grid.tokens_per_param to overlap that span, or change grid.isoflops or grid.shapes"]
+
+
+def _batch_problems(config):
+    t = config["training"]
+    if t["gpus"] > 1 and t["batch_size"] % t["gpus"]:
+        below, above = t["batch_size"] // t["gpus"] * t["gpus"], -(-t["batch_size"] // t["gpus"]) * t["gpus"]
+        return [f"config['training']['batch_size']: {t['batch_size']} sequences per step do not split evenly over "
+                f"training.gpus = {t['gpus']} DDP processes; make batch_size a multiple of gpus (e.g. "
+                f"{below or above} or {above}) or change training.gpus"]
+    return []
+
+
+# Bytes of one document of the embedded world, at most: a document joins at most 6 passages
+# (world.PASSAGES_PER_DOCUMENT) of a few short sentences, the longest passage about 0.25 KB, so under 1.5 KB.
+WORLD_DOCUMENT_MAX_BYTES = 2048
+
+
+def _seq_len_problems(config):
+    """A context window (seq_len + 1 tokens: seq_len inputs and the next-token targets) that the validation
+    corpus cannot fill, judged before any job from config values alone.
+
+    Two bounds: the validation loss scores the first evaluation.val_tokens tokens of the val corpus; and the
+    world's val corpus is max(1, round(n_documents * val_fraction)) documents (write_world), each at most
+    WORLD_DOCUMENT_MAX_BYTES bytes, and a byte-level BPE token covers at least one byte, so it holds at most
+    documents * (WORLD_DOCUMENT_MAX_BYTES + 1) tokens (one eos per document). An upper bound: a config it
+    rejects cannot work; a file or hub corpus is only known once tokenized (train.py then names the problem).
+    """
+    window = config["model"]["seq_len"] + 1
+    out = []
+    val_tokens = config["evaluation"]["val_tokens"]
+    if window > val_tokens:
+        out.append(f"config['model']['seq_len']: a context window is seq_len + 1 = {window} tokens but "
+                   f"evaluation.val_tokens = {val_tokens}, so the validation loss would never score a full window; "
+                   f"raise evaluation.val_tokens to at least {window} or lower model.seq_len")
+    if config["corpus"]["val"] == "world":
+        import inspect
+
+        from t2scaling.world import write_world
+
+        defaults = {k: p.default for k, p in inspect.signature(write_world).parameters.items()}
+        options = {**defaults, **config["world"]["options"]}
+        n, fraction = options["n_documents"], options["val_fraction"]
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (n, fraction))
+        documents = max(1, round(n * fraction)) if numbers else None
+        most = documents * (WORLD_DOCUMENT_MAX_BYTES + 1) if numbers else math.inf
+        if window > most:
+            out.append(f"config['model']['seq_len']: a context window is seq_len + 1 = {window} tokens but the "
+                       f"world's val corpus has {documents} documents, at most {most} tokens; lower model.seq_len "
+                       "below that or raise world.options.n_documents (or val_fraction)")
+    return out
+
+
 def config_problems(config, schema=None):
-    """All problems of a raw config: schema violations first; cross-field checks only once the schema passes."""
+    """All problems of a raw config: schema violations first; cross-field checks only once the schema passes.
+
+    Judged as `load_config` would hand it on: YAML 1.1's numeric strings (`3e12`) count as numbers where the
+    schema wants one (a config parsed elsewhere, e.g. by Snakemake, gets the same with `coerce_numbers`).
+    """
+    schema = schema or load_schema()
+    config = coerce_numbers(copy.deepcopy(config), schema)
     problems = schema_problems(config, schema)
     if problems:
         return problems

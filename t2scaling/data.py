@@ -314,17 +314,37 @@ def prepare_corpus(train_source, val_source, out_dir, *, tokenizer="train", voca
     return summary
 
 
+def prepare_configured_corpus(corpus, summary_path, world=None):
+    """Rule corpus: `prepare_corpus` as the config's `corpus` section says, into the directory of summary_path
+    (corpus.json; tokenizer/, train.npy and val.npy beside it); returns the summary.
+
+    corpus: {train, val, tokenizer, vocab_size, text_field}; a train or val source "world" reads the embedded
+    world's corpus file of that split, given in world ({"train": path, "val": path}, the rule's named inputs)."""
+    world = world or {}
+    sources = {}
+    for split in ("train", "val"):
+        if corpus[split] == "world" and split not in world:
+            raise ValueError(f"config corpus.{split} is 'world' but no {split} file of the embedded world is given")
+        sources[split] = world[split] if corpus[split] == "world" else corpus[split]
+    return prepare_corpus(sources["train"], sources["val"], os.path.dirname(os.fspath(summary_path)) or ".",
+                          tokenizer=corpus["tokenizer"], vocab_size=corpus["vocab_size"],
+                          text_field=corpus["text_field"])
+
+
 # ---------------------------------------------------------------------------------------------------------
 # CLI: t2scaling tokenize --train SRC --val SRC --out-dir DIR [--vocab-size V | --tokenizer NAME_OR_PATH]
 
 def add_arguments(parser):
+    from t2scaling.config import schema_default
+
     parser.add_argument("--train", required=True, help="train corpus: file, folder or hub dataset id[:config]")
     parser.add_argument("--val", help="validation corpus (default: hold out --val-documents of --train)")
     parser.add_argument("--out-dir", required=True, help="writes tokenizer/, train.npy, val.npy, corpus.json")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--vocab-size", type=int, default=1024, help="train a byte-level BPE of this many ids")
+    which.add_argument("--vocab-size", type=int, default=schema_default("corpus.vocab_size"),
+                       help="train a byte-level BPE of this many ids")
     which.add_argument("--tokenizer", help="use a pretrained tokenizer (folder or hub id) instead of training one")
-    parser.add_argument("--text-field", default="text")
+    parser.add_argument("--text-field", default=schema_default("corpus.text_field"))
     parser.add_argument("--train-split", default="train")
     parser.add_argument("--val-split", default="validation")
     parser.add_argument("--val-documents", type=int, help="documents of the val split (all if not given)")

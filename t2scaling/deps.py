@@ -1,8 +1,9 @@
 """What a workflow job depends on besides its input files (DESIGN.md §4.2, README "Incremental re-runs").
 
 - `library_files`: the library files a `script:` wrapper runs, from its imports and theirs (by `ast`, imports
-  inside functions included, since the library imports lazily): the cheap stages declare them as inputs, so
-  editing a module re-runs exactly the rules that import it.
+  inside functions included, since the library imports lazily); `script_files`: the wrapper and the helpers
+  next to it. The cheap stages declare both as inputs, so editing a module or a wrapper re-runs exactly the
+  rules that run it (profiles/default drops Snakemake's own script-mtime trigger, which would also retrain).
 - `constant`: a module-level literal read without importing its module, e.g. the stage versions of
   `t2scaling.versions`, which key the expensive stages instead of their source.
 - `project` and `undeclared`: a config narrowed to the keys a rule declares, and the config keys nobody
@@ -55,12 +56,33 @@ def imported_modules(path, package=PACKAGE):
     return out
 
 
+def script_files(script):
+    """`script` and the modules next to it that it imports, directly or not (a wrapper's shared `_setup.py`).
+    Sorted paths."""
+    todo, seen = [Path(script)], {Path(script)}
+    while todo:
+        path = todo.pop()
+        for node in ast.walk(_parse(path)):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                sibling = path.parent / f"{name.split('.')[0]}.py"
+                if sibling.is_file() and sibling not in seen:
+                    seen.add(sibling)
+                    todo.append(sibling)
+    return sorted(seen)
+
+
 def library_files(script, package_dir=PACKAGE_DIR):
-    """The package files that running `script` can execute: the modules it imports, those they import, and so
-    on, plus the package's __init__.py. Sorted paths."""
+    """The package files that running `script` can execute: the modules it (or a module next to it, see
+    `script_files`) imports, those they import, and so on, plus the package's __init__.py. Sorted paths."""
     package_dir = Path(package_dir)
     package = package_dir.name
-    todo, seen = [Path(script)], set()
+    todo, seen = script_files(script), set()
     while todo:
         for name in imported_modules(todo.pop(), package):
             for path in (package_dir / "__init__.py", _module_file(name, package_dir)):  # a submodule runs both

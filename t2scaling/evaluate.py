@@ -42,17 +42,26 @@ def pick_device(device="auto"):
 
 
 def load_checkpoint(checkpoint_dir, device="auto"):
-    """(model in eval mode, fast tokenizer) from an HF checkpoint dir (ours, or e.g. a Pythia-style one)."""
+    """(model in eval mode, fast tokenizer) from an HF checkpoint dir (ours, or e.g. a Pythia-style one), or from
+    a hub id already in the local Hugging Face cache (nothing is downloaded)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    checkpoint_dir = Path(checkpoint_dir)
-    if not (checkpoint_dir / "config.json").exists():
+    local = Path(checkpoint_dir).is_dir()
+    if local and not (Path(checkpoint_dir) / "config.json").exists():
         raise FileNotFoundError(f"checkpoint {checkpoint_dir}: no config.json; pass an HF checkpoint directory")
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
+    if not local:
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(str(checkpoint_dir), "config.json"), str):
+            raise FileNotFoundError(
+                f"checkpoint {checkpoint_dir}: not a local directory, and not a hub id in the local Hugging Face "
+                "cache; download it where the hub is reachable (`hf download ID`) or give a local path")
+    checkpoint_dir = Path(checkpoint_dir) if local else str(checkpoint_dir)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir, local_files_only=not local)
     if not tokenizer.is_fast:
         raise ValueError(f"checkpoint {checkpoint_dir}: the tokenizer is not a fast tokenizer; answer tokens are "
                          "found from character offsets, which need tokenizer.json (save a PreTrainedTokenizerFast)")
-    model = AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=torch.float32, local_files_only=not local)
     return model.to(pick_device(device)).eval(), tokenizer
 
 
@@ -444,9 +453,36 @@ def validation_loss(model, val_tokens, seq_len, batch_size, device, max_tokens=N
     return total_nll / total_count
 
 
+VAL_LOSS_SIZES = ("cell", "N", "N_non_embedding", "D", "C_train")  # copied from the checkpoint's t2_meta.json
+
+
+def write_val_loss(checkpoint_dir, val_tokens_path, out_path, *, device, batch_size, max_tokens):
+    """Rule val_loss: the validation loss (nats/token) of a trained checkpoint over the first `max_tokens` tokens
+    of the validation token file, written to out_path as JSON beside the checkpoint's sizes (VAL_LOSS_SIZES, from
+    its t2_meta.json), with val_loss and val_tokens; returns that dict. Read back by
+    `observations.write_loss_table`."""
+    import json
+
+    from t2scaling.data import load_tokens
+
+    meta = json.loads((Path(checkpoint_dir) / "t2_meta.json").read_text())
+    model, _ = load_checkpoint(checkpoint_dir, device)
+    loss = validation_loss(model, load_tokens(val_tokens_path), meta["seq_len"], batch_size, model.device,
+                           max_tokens=max_tokens)
+    row = {key: meta[key] for key in VAL_LOSS_SIZES}
+    row.update(val_loss=loss, val_tokens=max_tokens)
+    with atomic_file(out_path) as tmp:
+        Path(tmp).write_text(json.dumps(row, indent=1))
+    logger.info("%s: validation loss %.4f nats/token over the first %d validation tokens", row["cell"], loss,
+                max_tokens)
+    return row
+
+
 # --------------------------------------------------------------------------------------------- CLI
 
 def add_arguments(parser):
+    from t2scaling.config import schema_default
+
     parser.add_argument("--checkpoint", required=True, help="HF checkpoint directory")
     parser.add_argument("--task", required=True, help="a registered task name, or a task table file (.parquet)")
     parser.add_argument("--task-path", help="local files for a real task (hub schema), or a synthetic family jsonl")
@@ -454,14 +490,15 @@ def add_arguments(parser):
     parser.add_argument("--kind", help="registered task kind whose verifier sampling uses (default: the task name, "
                         "or the table file's stem)")
     parser.add_argument("--out", required=True, help="per-question output table (.parquet)")
-    parser.add_argument("--mode", choices=["likelihood", "sampling"], default="likelihood")
-    parser.add_argument("--n", type=int, default=64, help="samples per question (sampling mode)")
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--mode", choices=["likelihood", "sampling"], default=schema_default("evaluation.mode"))
+    parser.add_argument("--n", type=int, default=schema_default("evaluation.n_samples"),
+                        help="samples per question (sampling mode)")
+    parser.add_argument("--temperature", type=float, default=schema_default("evaluation.temperature"))
     parser.add_argument("--max-new-tokens", type=int, help="sampling budget (default: answer tokens + margin)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=schema_default("evaluation.batch_size"))
     parser.add_argument("--limit", type=int, help="evaluate only the first N test questions")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=schema_default("seed"))
+    parser.add_argument("--device", default=schema_default("training.device"))
 
 
 def run(args):

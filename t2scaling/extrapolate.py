@@ -20,6 +20,7 @@ import pandas as pd
 
 from t2scaling import fit, observations
 from t2scaling.atomic import atomic_file
+from t2scaling.grid import holds_out, is_held_out
 from t2scaling.laws import get_law
 from t2scaling.units import format_number
 
@@ -50,7 +51,7 @@ def held_out(checkpoints_frame, min_tokens_per_param=None, checkpoints=(), laws=
     (`observations.checkpoints`). Refuses unknown names, an empty hold-out, and too few checkpoints left to fit
     `laws`."""
     named = [checkpoints] if isinstance(checkpoints, str) else [str(c) for c in checkpoints]
-    if min_tokens_per_param is None and not named:
+    if not holds_out(named, min_tokens_per_param):
         raise ValueError(f"{label}: nothing to hold out; give min_tokens_per_param (CLI --holdout-tokens-per-param) "
                          "and/or checkpoint names (CLI --holdout)")
     index = checkpoints_frame.index.astype(str)
@@ -58,13 +59,14 @@ def held_out(checkpoints_frame, min_tokens_per_param=None, checkpoints=(), laws=
     if unknown:
         raise ValueError(f"{label}: held-out checkpoint(s) {_names(unknown)} not in the table; available "
                          f"checkpoints: {_names(index)}")
-    mask = index.isin(named)
     ratio = (checkpoints_frame["D"] / checkpoints_frame["N"]).to_numpy(dtype=float)
-    if min_tokens_per_param is not None:
-        if not (np.isfinite(min_tokens_per_param) and min_tokens_per_param > 0):
-            raise ValueError(f"{label}: min_tokens_per_param = {min_tokens_per_param!r} must be a positive number "
-                             "of training tokens per parameter (D/N), e.g. 100")
-        mask |= ratio >= min_tokens_per_param
+    if min_tokens_per_param is not None and not (np.isfinite(min_tokens_per_param) and min_tokens_per_param > 0):
+        raise ValueError(f"{label}: min_tokens_per_param = {min_tokens_per_param!r} must be a positive number "
+                         "of training tokens per parameter (D/N), e.g. 100")
+    # The one held-out rule, also the checkpoint-grid figure's (grid.is_held_out).
+    N, D = checkpoints_frame["N"].to_numpy(dtype=float), checkpoints_frame["D"].to_numpy(dtype=float)
+    mask = np.array([is_held_out(name, n, d, named, min_tokens_per_param) for name, n, d in zip(index, N, D)],
+                    dtype=bool)
     if not mask.any():
         raise ValueError(f"{label}: nothing held out: no checkpoint has D/N >= {min_tokens_per_param:g} (the largest "
                          f"is {ratio.max():.4g}); lower --holdout-tokens-per-param or name checkpoints (--holdout)")
@@ -300,17 +302,53 @@ def summary_paths(summary, out):
     return csv, md
 
 
+# ---- the workflow's jobs ----
+
+def extrapolate_task(observations_table, settings, out_path, task=""):
+    """Rule extrapolate: `extrapolate` one task's observations with the experiment's settings and write the
+    per-point table (CSV) to out_path; returns it. settings: the config narrowed to seed, the `fits` options
+    (k_grid, restarts, approach2_variant, chinchilla_variant, allow_unconverged) and `extrapolation` (laws,
+    checkpoints, min_tokens_per_param: the held-out rule, grid.is_held_out)."""
+    e, f = settings["extrapolation"], settings["fits"]
+    table, _ = extrapolate(observations_table, e["laws"], min_tokens_per_param=e["min_tokens_per_param"],
+                           checkpoints=e["checkpoints"], k_grid=f["k_grid"], restarts=f["restarts"],
+                           approach2_variant=f["approach2_variant"], chinchilla_variant=f["chinchilla_variant"],
+                           allow_unconverged=f["allow_unconverged"], seed=settings["seed"], task=task)
+    _write_frame(table, out_path)
+    logger.info("%s: %d held-out predictions, mean relative error %s", task, len(table),
+                table.groupby(["approach", "metric"])["rel_abs_error"].mean().round(4).to_dict())
+    return table
+
+
+def write_summary(tables, csv_path, md_path, plot_path):
+    """Rule extrapolation_summary: the per-point tables of every task (CSV paths) pooled, summarised (`summarise`)
+    into csv_path and md_path, and plotted (predicted vs measured) into plot_path; returns the summary."""
+    from t2scaling.plots import plot_extrapolation
+    from t2scaling.tables import write_table
+
+    table = pd.concat([pd.read_csv(path) for path in tables], ignore_index=True)
+    summary = summarise(table)
+    write_table(summary, csv_path, md_path, title="Relative absolute error of held-out predictions")
+    plot_extrapolation(table, plot_path)
+    logger.info("extrapolation over %d tasks:\n%s", table["task"].nunique(), summary.to_string(index=False))
+    return summary
+
+
 # ---- CLI ----
 
 def add_arguments(parser):
+    from t2scaling.config import schema_default
+
+    laws = schema_default("extrapolation.laws")
     parser.add_argument("table", help="observation table, CSV or Parquet (DESIGN.md §5): per-question or aggregated")
-    parser.add_argument("--law", nargs="+", default=["approach1", "approach2"], choices=list(LAWS),
-                        help="laws to fit and test (default approach1 approach2)")
+    parser.add_argument("--law", nargs="+", default=laws, choices=list(LAWS),
+                        help=f"laws to fit and test (default {' '.join(laws)})")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES),
                         help="baselines reported beside the laws (default both; none: --baselines with no name)")
     parser.add_argument("--holdout-tokens-per-param", type=float, metavar="D/N",
                         help="hold out every checkpoint with D/N at or above this")
-    parser.add_argument("--holdout", nargs="+", default=[], metavar="CKPT", help="hold out these checkpoints too")
+    parser.add_argument("--holdout", nargs="+", default=schema_default("extrapolation.checkpoints"), metavar="CKPT",
+                        help="hold out these checkpoints too")
     parser.add_argument("--out", required=True,
                         help="write the per-point table here (CSV or Parquet): one row per law or baseline x metric "
                              "(pass_at_k; task_loss for approach1 and chinchilla) x held-out checkpoint x k, "
@@ -320,9 +358,10 @@ def add_arguments(parser):
                                           + ", ".join(SUMMARY_COLUMNS))
     parser.add_argument("--plot", help="write the predicted-vs-measured figure here (PNG, PDF beside)")
     parser.add_argument("--fits-dir", help="write each law's Fit JSON here as {law}.json")
-    parser.add_argument("--variant", default="sse", choices=fit.VARIANTS["approach2"], help="approach2's fit")
-    parser.add_argument("--chinchilla-variant", default="huber", choices=fit.VARIANTS["chinchilla"],
-                        help="the Chinchilla fit, also approach2's stage 1")
+    parser.add_argument("--variant", default=schema_default("fits.approach2_variant"),
+                        choices=fit.VARIANTS["approach2"], help="approach2's fit")
+    parser.add_argument("--chinchilla-variant", default=schema_default("fits.chinchilla_variant"),
+                        choices=fit.VARIANTS["chinchilla"], help="the Chinchilla fit, also approach2's stage 1")
     fit.add_fitting_arguments(parser)
 
 

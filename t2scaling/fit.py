@@ -761,24 +761,31 @@ def _require_task_loss(label, names, k, Q):
 
 def add_fitting_arguments(parser):
     """The options of every command that fits an observation table (fit, extrapolate)."""
+    from t2scaling.config import schema_default
+
     parser.add_argument("--task", default="", help="task name recorded in the output")
     parser.add_argument("--k-grid", type=k_grid_arg, help="comma-separated k values (default 1,2,4,...,1024)")
-    parser.add_argument("--restarts", type=int, default=500, help="random starts (approach1, approach2)")
+    parser.add_argument("--restarts", type=int, default=schema_default("fits.restarts"),
+                        help="random starts (approach1, approach2)")
     parser.add_argument("--source", default="auto", choices=["auto", "p", "samples", "aggregated"],
                         help="per-question likelihoods (p) or sample counts (n, c)")
     parser.add_argument("--column", action="append", default=[], metavar="STD=YOURS",
                         help="map a column of yours to a standard name (repeatable)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=schema_default("seed"))
     parser.add_argument("--allow-unconverged", action="store_true", help="keep a fit that did not converge")
 
 
 def add_arguments(parser):
+    from t2scaling.config import schema_default
+
     parser.add_argument("law", choices=list(VARIANTS), help="law to fit")
     parser.add_argument("table", help="observation table, CSV or Parquet (DESIGN.md §5)")
     parser.add_argument("--out", help="write the Fit JSON here")
-    parser.add_argument("--bootstrap", type=int, default=0, help="bootstrap replicates for intervals")
+    parser.add_argument("--bootstrap", type=int, default=schema_default("fits.bootstrap"),
+                        help="bootstrap replicates for intervals")
     parser.add_argument("--variant", help="chinchilla: huber|profile_e; approach2: sse|likelihood")
-    parser.add_argument("--stage1", default="huber", choices=VARIANTS["chinchilla"], help="approach2's stage 1")
+    parser.add_argument("--stage1", default=schema_default("fits.chinchilla_variant"), choices=VARIANTS["chinchilla"],
+                        help="approach2's stage 1")
     add_fitting_arguments(parser)
 
 

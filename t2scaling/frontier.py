@@ -468,6 +468,19 @@ def load_fits(paths):
     return fits
 
 
+def write_frontier(fit_paths, c_train, c_inf, out_path, macro=False):
+    """Rules frontier (one fit) and macro_frontier (one law's fits of every task, macro=True): the P1 `frontier`
+    over budgets c_train (FLOPs) x c_inf (FLOPs per served token), written to out_path; returns it."""
+    fits = [load_fit(path) for path in fit_paths]
+    table = frontier(fits, c_train, c_inf, macro=macro)
+    write_csv(table, out_path)
+    if macro:
+        logger.info("macro frontier of %d tasks: %d rows", len(fits), len(table))
+    else:
+        logger.info("%s frontier: %d budgets", ", ".join(f"{fit.task} {fit.law}" for fit in fits), len(table))
+    return table
+
+
 def add_arguments(parser):
     parser.add_argument("fits", nargs="+", metavar="FIT.json", help="fit JSONs written by `t2scaling fit`")
     parser.add_argument("--c-train", metavar="LO:HI:STEPS",

@@ -79,6 +79,66 @@ def parse_cell(name):
     return tuple(int(x) for x in match.groups())
 
 
+# ------------------------------------------------------------------- what the rules derive from the grid, once
+
+def isoflop_levels(cells):
+    """The grid's isoFLOP levels: {C_train level (FLOPs): [names of the cells trained at it]}, levels ascending,
+    each level's cells in the order given (grid_cells: by width, depth, tokens). Extra cells belong to no level.
+
+    The isoFLOP profiles and task grades plot and tabulate these levels, Table 1 compares the cells of the
+    largest, the frontiers add them to their budgets, and the validate stage's default C_train is the largest.
+    """
+    levels = {}
+    for cell in cells:
+        if cell.isoflop > 0:
+            levels.setdefault(cell.isoflop, []).append(cell.name)
+    return dict(sorted(levels.items()))
+
+
+def trunk_name(width, depth):
+    """The directory name of the WSD trunk that every D of the model size (width, depth) branches off."""
+    return f"trunk-w{width}-l{depth}"
+
+
+def wsd_siblings(cells, name):
+    """D (tokens) of the cells that share cell `name`'s WSD trunk: the other cells of its model size (same width
+    and depth), in the order given. Training any one of them saves the branch points of all of them in one pass
+    of the trunk. `name` need not be among `cells` (a cell the validate stage adds has the grid's cells of its
+    size as siblings)."""
+    width, depth, tokens = parse_cell(name)
+    return [c.tokens for c in cells if (c.width, c.depth) == (width, depth) and c.tokens != tokens]
+
+
+def holds_out(checkpoints=(), min_tokens_per_param=None):
+    """Whether the extrapolation experiment's held-out rule is set at all (names, a D/N threshold or both): the
+    workflow then runs the extrapolation stage."""
+    return min_tokens_per_param is not None or bool(checkpoints)
+
+
+def is_held_out(name, N, D, checkpoints=(), min_tokens_per_param=None):
+    """The extrapolation experiment's held-out rule (config `extrapolation`): a checkpoint is held out of the fits
+    (and predicted) when it is named in `checkpoints` or, with min_tokens_per_param set, when D/N reaches it."""
+    return name in checkpoints or (min_tokens_per_param is not None and D / N >= min_tokens_per_param)
+
+
+def held_out(sizes, checkpoints=(), min_tokens_per_param=None):
+    """Names of the held-out checkpoints of `sizes` ({name: {"N": params, "D": tokens}}), in its order
+    (`is_held_out`). Empty when neither rule is set."""
+    named = {str(c) for c in ([checkpoints] if isinstance(checkpoints, str) else checkpoints)}
+    return [name for name, size in sizes.items()
+            if is_held_out(str(name), size["N"], size["D"], named, min_tokens_per_param)]
+
+
+def checkpoint_origins(sizes, trained, checkpoints=(), min_tokens_per_param=None):
+    """Every checkpoint with its origin, for the checkpoint-grid figure: rows {name, N, D, origin}, in the order of
+    `sizes` ({name: {"N", "D"}}); origin is held_out (`held_out`), else trained (a name in `trained`, the grid's
+    cells), else imported."""
+    held = set(held_out(sizes, checkpoints, min_tokens_per_param))
+    return [{"name": name, "N": size["N"], "D": size["D"],
+             "origin": "held_out" if name in held else "trained" if name in trained else "imported"}
+            for name, size in sizes.items()]
+
+
 def log_spaced(lo, hi, steps):
     """`steps` log-spaced values from lo to hi inclusive (budgets in FLOPs)."""
     a, b = math.log10(lo), math.log10(hi)

@@ -437,7 +437,10 @@ def collect_observations(evals, sizes, out_path, imported=()):
             raise ValueError(f"{path}: imported observations must be per-question (checkpoint, N, D, question, "
                              f"nll/p or n_samples/n_correct) to join a task's table; this is a {obs.form} table. "
                              "Fit it on its own with `t2scaling fit`")
-        parts.append(obs.frame[obs.given_columns])
+        # nll is the canonical column (derived from p when only p is given); p is re-derived from it
+        columns = [c for c in obs.given_columns if c != "p"] + (["nll"] if "nll" not in obs.given_columns else [])
+        parts.append(obs.frame[columns])
+    _check_joinable(parts, list(evals.values()) + list(imported))
     if not parts:
         raise ValueError(f"{out_path}: no evaluation tables to collect; evaluate at least one checkpoint")
     table = pd.concat(parts, ignore_index=True)
@@ -447,4 +450,37 @@ def collect_observations(evals, sizes, out_path, imported=()):
     with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as fh:
         table.to_parquet(fh, index=False)
     os.replace(fh.name, out_path)
+    return table
+
+
+def _check_joinable(parts, paths):
+    """Every table of one task carries the same per-question measurements: a column that some tables have and
+    others lack would leave NaNs in the joint table."""
+    for column, meaning in (("n_answer_tokens", "the gold answer's length in tokens"),
+                            ("n_samples", "sample counts (n_samples, n_correct)")):
+        having = [path for path, part in zip(paths, parts) if column in part]
+        lacking = [path for path, part in zip(paths, parts) if column not in part]
+        if having and lacking:
+            raise ValueError(f"{lacking[0]}: no {column!r} column, but {having[0]} of the same task has one; every "
+                             f"table of a task needs {meaning} (add the column, or import this table on its own "
+                             "with `t2scaling fit`)")
+
+
+LOSS_COLUMNS = ("checkpoint", "N", "D", "loss", "N_non_embedding", "C_train")
+
+
+def write_loss_table(val_loss_paths, out_path):
+    """Rule pretrain_losses: the validation losses of the trained checkpoints (the JSON files of
+    `evaluate.write_val_loss`) as one loss table (CSV, columns LOSS_COLUMNS; loss in nats/token), the
+    pretraining loss law's data; returns it."""
+    import json
+
+    rows = []
+    for path in val_loss_paths:
+        row = json.loads(Path(path).read_text())
+        rows.append({"checkpoint": row["cell"], "N": row["N"], "D": row["D"], "loss": row["val_loss"],
+                     "N_non_embedding": row["N_non_embedding"], "C_train": row["C_train"]})
+    table = pd.DataFrame(rows, columns=list(LOSS_COLUMNS))
+    table.to_csv(out_path, index=False)
+    logger.info("validation losses of %d trained checkpoints", len(table))
     return table

@@ -70,7 +70,11 @@ def observed_metric(observations, fit, k_grid):
 
 def plot_fit_quality(observations, fit, k_grid, out_path):
     """Observed metric vs k per checkpoint (points) and the fitted law at the same (N, D) (lines), with residuals.
-    For Chinchilla (no k): task NLL against D, one colour per model size."""
+    For Chinchilla (no k): task NLL against D, one colour per model size. fit: a FitResult or its JSON path."""
+    if isinstance(fit, (str, os.PathLike)):
+        from t2scaling.fitresult import load_fit
+
+        fit = load_fit(fit)
     ckpts, k, values = observed_metric(observations, fit, k_grid)
     N, D = ckpts["N"].to_numpy(float), ckpts["D"].to_numpy(float)
     fig, (ax, res) = plt.subplots(1, 2, figsize=(6.8, 2.8), gridspec_kw={"width_ratios": [3, 2]})
@@ -317,6 +321,35 @@ def plot_isoflop_profiles(tasks, levels, c_inf, out_path, title=None):
 
 # ----------------------------------------------------------------------------------------- checkpoint grid
 
+def plot_isoflop_files(observations, fit_paths, levels, c_inf, out_path):
+    """Rule plot_isoflops (one task) and plot_macro_isoflops (every task): `plot_isoflop_profiles` from files.
+
+    observations: {task: observation table}; fit_paths: fit JSONs, each paired with the observations of the task
+    it names; levels: [(C_train, [cell names]), ...] or {C_train: [...]} (grid.isoflop_levels)."""
+    from t2scaling.fitresult import load_fit
+
+    fits = [load_fit(path) for path in fit_paths]
+    tasks = {task: (path, {fit.law: fit for fit in fits if fit.task == task}) for task, path in observations.items()}
+    levels = [(c_train, cells) for c_train, cells in (levels.items() if isinstance(levels, dict) else levels)]
+    marked = plot_isoflop_profiles(tasks, levels, c_inf, out_path)
+    logger.info("isoFLOP profiles of %s at %d levels, C_inf = %g", ", ".join(tasks), len(levels), c_inf)
+    return marked
+
+
+def write_frontier_comparison(frontiers, c_train, c_inf, csv_path, md_path, plot_path):
+    """Rule posttrain_compare: `tables.frontier_comparison` of {variant: [frontier CSVs]} (base first) into
+    csv_path and md_path, and the variants' frontiers plotted into plot_path; returns the table."""
+    from t2scaling.tables import frontier_comparison, write_table
+
+    frontiers = {variant: list(paths) for variant, paths in frontiers.items()}
+    table = frontier_comparison(frontiers, c_train, c_inf)
+    write_table(table, csv_path, md_path, title="Optimal tokens per parameter, base vs post-trained, "
+                                                f"C_inf = {c_inf:.3g} FLOPs per token")
+    plot_variant_frontiers(frontiers, plot_path, c_inf)
+    logger.info("post-training comparison of %s: %d rows", ", ".join(frontiers), len(table))
+    return table
+
+
 def _require_columns(frame, columns, where):
     missing = [c for c in columns if c not in frame]
     if missing:
@@ -340,6 +373,7 @@ def plot_checkpoint_grid(cells, out_path, title=None):
     unknown = sorted(set(cells["origin"]) - set(ORIGIN_MARKERS))
     if unknown:
         raise ValueError(f"{where}: unknown origin {unknown}; use one of {list(ORIGIN_MARKERS)}")
+    logger.info("checkpoint grid: %s", cells["origin"].value_counts().to_dict())
     C, ratio = 6.0 * N * D, D / N
     fig, ax = plt.subplots(figsize=(3.4, 3.2), layout="constrained")
     xlim, ylim = (C.min() / 2.5, C.max() * 2.5), (N.min() / 2.5, N.max() * 2.5)

@@ -252,17 +252,20 @@ def posttrain(checkpoint_dir, task_table, out_dir, *, mode="sft", epochs=6, batc
 # --------------------------------------------------------------------------------------------- CLI
 
 def add_arguments(parser):
+    from t2scaling.config import schema_default
+
     parser.add_argument("--checkpoint", required=True, help="base HF checkpoint directory")
     parser.add_argument("--task-table", required=True, help="task table (.parquet/.csv/.jsonl) with a train split")
     parser.add_argument("--out", required=True, help="post-trained checkpoint directory to write")
     parser.add_argument("--mode", choices=MODES, default="sft", help="ft: loss on prompt + answer; sft: answer only")
     parser.add_argument("--task", help="task name for t2_meta.json (default: the table file's stem)")
-    parser.add_argument("--epochs", type=float, default=6)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=2e-5)
-    parser.add_argument("--max-steps", type=int, help="cap on the number of steps")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--epochs", type=float, default=schema_default("posttrain.epochs"))
+    parser.add_argument("--batch-size", type=int, default=schema_default("posttrain.batch_size"))
+    parser.add_argument("--lr", type=float, default=schema_default("posttrain.lr"))
+    parser.add_argument("--max-steps", type=int, default=schema_default("posttrain.max_steps"),
+                        help="cap on the number of steps")
+    parser.add_argument("--seed", type=int, default=schema_default("seed"))
+    parser.add_argument("--device", default=schema_default("training.device"))
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
     parser.add_argument("--log", dest="log_path", help="JSONL log of per-step losses")
 

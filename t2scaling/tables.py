@@ -6,6 +6,7 @@ Frontier numbers are copied verbatim from the frontier CSVs (floats parsed round
 never disagrees with the planner's output in the last digit.
 """
 
+import logging
 import math
 import os
 
@@ -17,6 +18,8 @@ from t2scaling.atomic import atomic_file
 from t2scaling.bootstrap import question_bootstrap
 from t2scaling.passk import pass_at_k_exact, pass_at_k_unbiased
 from t2scaling.units import format_count, format_number, format_sci
+
+logger = logging.getLogger(__name__)
 
 # Which law's row supplies the Chinchilla-optimal baseline when several frontier tables are given: the Chinchilla
 # fit itself, else Approach 2 (its stage 1 is Chinchilla on the task NLL), else Approach 1 (its k = 1 form).
@@ -423,3 +426,53 @@ def frontier_comparison(frontiers, c_train, c_inf, base="base"):
                          f"{base} frontier table of task {r['task']!r}")
     table["ratio_to_base"] = joined["tokens_per_param"] / joined["base_tokens_per_param"]
     return table
+
+
+# ------------------------------------------------------------------------------------- the workflow's tables
+
+def _same_tasks(first, second, what):
+    """The tasks of two {task: ...} inputs, which must be the same (in the first's order)."""
+    if set(first) != set(second):
+        raise ValueError(f"{what}: tasks {sorted(first)} and {sorted(second)} differ; pass both for every task")
+    return list(first)
+
+
+def write_table1(observations, frontiers, checkpoints, c_train, c_inf, csv_path, md_path):
+    """Rule table1: `table1` of every task into csv_path and md_path; returns the table (tasks in the order given).
+
+    observations: {task: observation table}; frontiers: {task: [that task's frontier CSVs, one per law]}, paired
+    by task name; checkpoints: the cells of the grid's largest isoFLOP level, c_train (FLOPs) that level
+    (grid.isoflop_levels), c_inf FLOPs per served token."""
+    tasks = _same_tasks(observations, frontiers, "table1 observations and frontiers")
+    table = pd.concat([table1(task, observations[task], frontiers[task], checkpoints, c_train, c_inf)
+                       for task in tasks], ignore_index=True)
+    write_table(table, csv_path, md_path,
+                title=f"Best overtrained vs Chinchilla-optimal checkpoint at C_train = {c_train:.3g} FLOPs, "
+                      f"C_inf = {c_inf:.3g} FLOPs per token")
+    logger.info("Table 1 for %d tasks at C_train %g", len(tasks), c_train)
+    return table
+
+
+def write_task_grades(observations, levels, losses, csv_path, md_path):
+    """Rule task_grades: `task_grades` into csv_path and md_path, each of its problems logged as a warning;
+    returns the table. observations: {task: observation table}; levels: {C_train: [cell names]} or its items
+    (grid.isoflop_levels); losses: the pretraining validation-loss CSV (or None)."""
+    table = task_grades(dict(observations), dict(levels), losses)
+    write_table(table, csv_path, md_path, title="Measured pass@1 per isoFLOP level: best cell, and its gain over "
+                                                "the lowest level's best (95 % CI)")
+    for problem in table.attrs["problems"]:
+        logger.warning(problem)
+    return table
+
+
+def write_parameter_table(fit_paths, csv_path, md_path):
+    """Rule parameter_table: `parameter_table` of the fit JSONs into csv_path, its wide view into md_path."""
+    from t2scaling.fitresult import load_fit
+
+    table = parameter_table([load_fit(path) for path in fit_paths])
+    write_table(table, csv_path)
+    with atomic_file(md_path) as tmp, open(tmp, "w") as fh:
+        fh.write(parameter_markdown(table, title="Fitted parameters"))
+    logger.info("parameter table: %d rows", len(table))
+    return table
+

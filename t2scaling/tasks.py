@@ -292,6 +292,32 @@ def write_task_table(df, path):
     return path
 
 
+def write_task_split(name, options, split, out_path, world_files=()):
+    """Rules task_table (split "test": the evaluation questions) and task_train_table (split "train": the
+    post-training examples): the `split` rows of task `name` written to out_path (`write_task_table`); returns them.
+
+    options: the task's config entry (kind, and path or limit); world_files: the embedded world's JSONL of the
+    task's synthetic family (none for a real task), which then replaces any path. limit keeps the first questions
+    of the test split only."""
+    options = dict(options)
+    kind = options.pop("kind")
+    limit = options.pop("limit", None)
+    world = [str(path) for path in world_files if str(path).endswith(".jsonl")]
+    if world:
+        options["path"] = world[0]  # a synthetic family from the embedded world
+    table = load_task(kind, **options)
+    table = table[table["split"] == split]
+    if table.empty:
+        raise ValueError(f"task {name!r} ({kind}): no {split} split; "
+                         + ("post-train only tasks with a train split (config posttrain.tasks)" if split == "train"
+                            else "give a task source with a test split"))
+    if limit and split == "test":
+        table = table.head(limit)
+    write_task_table(table, out_path)
+    logger.info("task %s (%s): %d %s questions", name, kind, len(table), split)
+    return table
+
+
 def read_task_table(path):
     """Read and validate a task table (Parquet, or CSV/JSONL with the same columns)."""
     path = Path(path)

@@ -54,6 +54,7 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from t2scaling import __version__
 from t2scaling.atomic import replace_dir
+from t2scaling.grid import trunk_name
 from t2scaling.model import build_model, model_counts
 
 logger = logging.getLogger(__name__)
@@ -658,7 +659,7 @@ def train_cell(out_dir, *, cell_id, width, depth, tokens, train_tokens_path, val
     common = dict(width=width, depth=depth, train_tokens_path=train_tokens_path, tokenizer_dir=tokenizer_dir,
                   seq_len=seq_len, batch_size=batch_size)
     if schedule == "wsd":
-        trunk_dir = trunk_dir or os.path.join(os.path.dirname(os.path.abspath(out_dir)), f"trunk-w{width}-l{depth}")
+        trunk_dir = trunk_dir or os.path.join(os.path.dirname(os.path.abspath(out_dir)), trunk_name(width, depth))
         train_trunk(trunk_dir, branch_tokens=[tokens, *branch_tokens], log_path=log_path, **common, **recipe)
         return train_decay(out_dir, cell_id=cell_id, trunk_dir=trunk_dir, tokens=tokens,
                            val_tokens_path=val_tokens_path, scratch_dir=scratch_dir, log_path=log_path,
@@ -811,6 +812,13 @@ _CLI_OPTIONS = {  # Recipe field -> type, for --field-name flags
 
 
 def add_arguments(parser):
+    from t2scaling.config import schema_default
+
+    # A setting the pipeline has too defaults to the config schema's value, so `t2scaling train --width 64
+    # --depth 2` trains the pipeline's w64-l2; the other defaults are Recipe's.
+    schema_keys = {"lr": "training.lr", "weight_decay": "training.weight_decay", "grad_clip": "training.grad_clip",
+                   "z_loss": "training.z_loss", "seed": "seed", "decay_fraction": "training.decay_fraction",
+                   "head_dim": "model.head_dim", "ffn_multiple": "model.ffn_multiple", "device": "training.device"}
     parser.add_argument("--out", required=True, help="checkpoint dir to write")
     parser.add_argument("--cell", dest="cell_id", help="cell id (default: the --out dir's name)")
     parser.add_argument("--width", type=int, required=True)
@@ -820,20 +828,23 @@ def add_arguments(parser):
     parser.add_argument("--train-tokens", dest="train_tokens_path", help="train token file (default DATA/train.npy)")
     parser.add_argument("--val-tokens", dest="val_tokens_path", help="val token file (default DATA/val.npy)")
     parser.add_argument("--tokenizer", dest="tokenizer_dir", help="tokenizer dir (default DATA/tokenizer)")
-    parser.add_argument("--seq-len", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=32, help="sequences per optimizer step (global)")
-    parser.add_argument("--schedule", choices=SCHEDULES, default="cosine")
+    parser.add_argument("--seq-len", type=int, default=schema_default("model.seq_len"))
+    parser.add_argument("--batch-size", type=int, default=schema_default("training.batch_size"),
+                        help="sequences per optimizer step (global)")
+    parser.add_argument("--schedule", choices=SCHEDULES, default=schema_default("training.schedule"))
     parser.add_argument("--trunk-dir", help="wsd: the model size's trunk dir")
     parser.add_argument("--branch-tokens", type=float, nargs="+", default=(),
                         help="wsd: the other D values of this size, whose branch points the trunk saves too")
     parser.add_argument("--scratch-dir", help="resumable state (default OUT.scratch)")
     parser.add_argument("--log-path", help="JSONL training log")
-    parser.add_argument("--betas", type=float, nargs=2, default=Recipe.betas)
+    parser.add_argument("--betas", type=float, nargs=2,
+                        default=(schema_default("training.beta1"), schema_default("training.beta2")))
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--deterministic", action="store_true", help="CUDA: deterministic kernels (slower)")
     parser.add_argument("--keep-scratch", action="store_true")
     for name, kind in _CLI_OPTIONS.items():
-        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(Recipe, name))
+        default = schema_default(schema_keys[name]) if name in schema_keys else getattr(Recipe, name)
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=default)
 
 
 def cli_args(**kwargs):
@@ -852,6 +863,69 @@ def cli_args(**kwargs):
         else:
             out += [flag, str(value)]
     return out
+
+
+# ------------------------------------------------------------------------------------------- the workflow's job
+
+SCRATCH_ROOT = "results/scratch"  # undeclared by the workflow: a killed job's state survives for its rerun
+
+
+def cell_kwargs(cell, settings, hints, *, train_tokens_path, val_tokens_path, tokenizer_dir, job_log, threads,
+                scratch_root=SCRATCH_ROOT):
+    """`train_cell` keyword arguments of one workflow cell.
+
+    cell: {cell_id, width, depth, tokens}; settings: the config narrowed to what training reads (seed, model,
+    corpus.vocab_size, training); hints: what the job uses that no result depends on (kept out of the compared
+    params): branch_tokens, the D of the cell's WSD siblings (grid.wsd_siblings), and val_max_tokens.
+    Resumable state goes to scratch_root/<cell>, the WSD trunk to scratch_root/<grid.trunk_name>, the JSONL
+    training log beside the job's log."""
+    model, training = settings["model"], settings["training"]
+    kwargs = dict(
+        cell_id=cell["cell_id"], width=cell["width"], depth=cell["depth"], tokens=cell["tokens"],
+        train_tokens_path=train_tokens_path, val_tokens_path=val_tokens_path, tokenizer_dir=tokenizer_dir,
+        seq_len=model["seq_len"], batch_size=training["batch_size"], schedule=training["schedule"],
+        scratch_dir=os.path.join(scratch_root, cell["cell_id"]),
+        log_path=os.path.splitext(os.fspath(job_log))[0] + ".jsonl",
+        vocab_size=settings["corpus"]["vocab_size"], head_dim=model["head_dim"],
+        ffn_multiple=model["ffn_multiple"], lr=training["lr"], betas=(training["beta1"], training["beta2"]),
+        weight_decay=training["weight_decay"], grad_clip=training["grad_clip"], z_loss=training["z_loss"],
+        seed=settings["seed"], decay_fraction=training["decay_fraction"], device=training["device"],
+        compile=training["compile"], threads=threads, val_max_tokens=hints["val_max_tokens"], progress=False,
+    )
+    if training["schedule"] == "wsd":
+        # One stable trunk per model size; it saves the branch point of every D of this size in one pass.
+        kwargs["trunk_dir"] = os.path.join(scratch_root, trunk_name(cell["width"], cell["depth"]))
+        kwargs["branch_tokens"] = hints["branch_tokens"]
+    return kwargs
+
+
+def torchrun_command(out_dir, gpus, kwargs):
+    """The command that trains a cell with one DDP process per GPU: torchrun on `t2scaling train`, whose flags
+    carry the same settings (`cli_args`)."""
+    return ["torchrun", "--standalone", f"--nproc_per_node={gpus}", "-m", "t2scaling.cli", "train",
+            "--out", os.fspath(out_dir), *cli_args(**kwargs)]
+
+
+def train_job(out_dir, cell, settings, hints, *, train_tokens_path, val_tokens_path, tokenizer_dir, job_log,
+              threads, gpus=0, scratch_root=SCRATCH_ROOT):
+    """Rule train: train one cell (`cell_kwargs`) into out_dir, in this process, or with gpus > 1 through
+    torchrun (`torchrun_command`; its output goes to this process's stderr, the job's log). Returns the
+    checkpoint's t2_meta.json dict (read back from out_dir after a torchrun launch)."""
+    kwargs = cell_kwargs(cell, settings, hints, train_tokens_path=train_tokens_path,
+                         val_tokens_path=val_tokens_path, tokenizer_dir=tokenizer_dir, job_log=job_log,
+                         threads=threads, scratch_root=scratch_root)
+    if int(gpus) > 1:
+        import subprocess
+
+        cmd = torchrun_command(out_dir, int(gpus), kwargs)
+        logger.info("launching %s", " ".join(cmd))
+        subprocess.run(cmd, check=True, stderr=sys.stderr, stdout=sys.stderr, env=os.environ)
+        with open(os.path.join(out_dir, "t2_meta.json")) as fh:
+            meta = json.load(fh)
+    else:
+        meta = train_cell(out_dir, **kwargs)
+    logger.info("trained %s: D = %s tokens, val loss %.4f nats/token", cell["cell_id"], meta["D"], meta["val_loss"])
+    return meta
 
 
 def run(args):

@@ -400,6 +400,57 @@ def validation_markdown(table, title=None):
     return markdown(table[keep], title)
 
 
+# ------------------------------------------------------------------------------------------ the workflow's jobs
+
+def write_validation_plan(fit_paths, settings, c_train, c_inf, out_path, tasks=None):
+    """Checkpoint validation_plan: `plan_cells` from the fit JSONs of every task, written to out_path; returns it.
+
+    settings: the config narrowed to what the plan reads (model, corpus.vocab_size, training.batch_size, grid,
+    validation); c_train: validation.c_train, else the grid's largest isoFLOP level (grid.isoflop_levels), None
+    when the grid has none; tasks: the experiment's tasks (a fit of another task is refused)."""
+    if c_train is None:
+        raise ValueError("config validation.c_train: not set and the grid has no isoFLOP levels to default to; "
+                         "give validation.c_train in FLOPs")
+    plan = plan_cells(load_fits_by_task(fit_paths, tasks=tasks), settings, c_train, c_inf)
+    write_plan(plan, out_path)
+    for role in plan["roles"]:
+        logger.info("%s: N* %.3g -> cell %s (N %d, in grid: %s)", role["role"], role["N_star"], role["cell"],
+                    role["N"], role["in_grid"])
+    return plan
+
+
+def validation_grid(grid, plan):
+    """The checkpoint-grid rows ({name, N, D, origin}, as grid.checkpoint_origins gives them) with the plan's cells
+    that are not in the grid added as origin "validation" (N as planned, D = the cell's tokens)."""
+    rows = [dict(row) for row in grid]
+    known = {row["name"] for row in rows}
+    for role in plan["roles"]:
+        if role["cell"] not in known:
+            rows.append({"name": role["cell"], "N": role["N"], "D": role["tokens"], "origin": "validation"})
+            known.add(role["cell"])
+    return rows
+
+
+def write_validation(plan_path, evals, fit_paths, grid, csv_path, md_path, grid_path, tasks=None):
+    """Rule validation_table: `validation_table` of the plan at plan_path into csv_path and md_path, and the
+    checkpoint grid with the validation cells (`validation_grid`) plotted into grid_path; returns the table.
+
+    evals: {(task, cell): per-question evaluation}, named by task and cell; fit_paths: the fit JSONs of every
+    task (tasks: the experiment's); grid: the checkpoint-grid rows."""
+    from t2scaling.plots import plot_checkpoint_grid
+    from t2scaling.tables import write_table
+
+    plan = read_plan(plan_path)
+    table = validation_table(plan, dict(evals), load_fits_by_task(fit_paths, tasks=tasks))
+    write_table(table, csv_path)
+    with atomic_file(md_path) as tmp, open(tmp, "w") as fh:
+        fh.write(validation_markdown(table))
+    logger.info("validation at C_train %g, C_inf %g:\n%s", plan["c_train"], plan["c_inf"],
+                table.to_string(index=False))
+    plot_checkpoint_grid(validation_grid(grid, plan), grid_path, title="Checkpoints, with the validation cells")
+    return table
+
+
 # ------------------------------------------------------------------------------------------------------ CLI
 
 def add_arguments(parser):

@@ -705,15 +705,29 @@ def write_world(out_dir, *, seed=0, n_questions=1000, n_train_questions=1000, n_
     return summary
 
 
+def write_configured_world(world, world_json):
+    """Rule world: `write_world` as the config's `world` section says ({seed, questions, train_questions, options:
+    further write_world keywords}), into the directory of world_json (world.json; corpus/ and tasks/ beside it);
+    returns the summary."""
+    return write_world(os.path.dirname(os.fspath(world_json)) or ".", seed=world["seed"],
+                       n_questions=world["questions"], n_train_questions=world["train_questions"],
+                       **world["options"])
+
+
 # ---------------------------------------------------------------------------------------------------------
 # CLI: t2scaling world --out DIR [...]
 
 def add_arguments(parser):
-    # Defaults live in write_world's signature; options left out are not passed.
+    # Seed and question counts default to the config schema's world.*; the other options default to
+    # write_world's signature (left out, they are not passed).
+    from t2scaling.config import schema_default
+
     parser.add_argument("--out", required=True, help="output folder (corpus/, tasks/, world.json)")
-    parser.add_argument("--seed", type=int, help="random seed (default 0)")
-    parser.add_argument("--questions", type=int, dest="n_questions", help="test questions per task family")
+    parser.add_argument("--seed", type=int, default=schema_default("world.seed"), help="random seed")
+    parser.add_argument("--questions", type=int, dest="n_questions", default=schema_default("world.questions"),
+                        help="test questions per task family")
     parser.add_argument("--train-questions", type=int, dest="n_train_questions",
+                        default=schema_default("world.train_questions"),
                         help="train-split questions per family (for fine-tuning; disjoint from test)")
     parser.add_argument("--entities", type=int, dest="n_entities", help="invented countries (5 facts each)")
     parser.add_argument("--documents", type=int, dest="n_documents", help="train + val documents from the passage mix")

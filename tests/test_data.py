@@ -239,3 +239,17 @@ def test_cli_tokenize(world, tmp_path):
     assert json.load(open(tmp_path / "corpus.json"))["vocab_size"] == 300
     assert main(["tokenize", "--train", str(tmp_path / "missing.jsonl"), "--val", "x.jsonl",
                  "--out-dir", str(tmp_path / "y")]) == 2
+
+
+def test_the_corpus_job_reads_the_world_where_the_config_says_world(world, tmp_path):
+    # rule corpus: config corpus section + the world's corpus files named by split
+    corpus = {"train": "world", "val": f"{world}/corpus/val.jsonl", "tokenizer": "train", "vocab_size": 300,
+              "text_field": "text"}
+    files = {"train": f"{world}/corpus/train.jsonl", "val": "never/read.jsonl"}
+    summary = data.prepare_configured_corpus(corpus, tmp_path / "data" / "corpus.json", world=files)
+    assert summary["train"]["source"] == f"{world}/corpus/train.jsonl"
+    assert summary["val"]["source"] == f"{world}/corpus/val.jsonl"  # a path given in the config is used as is
+    assert json.load(open(tmp_path / "data" / "corpus.json")) == summary
+    assert sorted(os.listdir(tmp_path / "data")) == ["corpus.json", "tokenizer", "train.npy", "val.npy"]
+    with pytest.raises(ValueError, match="config corpus.train is 'world' but no train file of the embedded world"):
+        data.prepare_configured_corpus(corpus, tmp_path / "x" / "corpus.json")

@@ -5,6 +5,11 @@ Fixtures are tiny random-init models (Qwen3-style and GPTNeoX/Pythia-style) with
 tokenizer (one token per character, plus optional merges), saved to tmp dirs; no downloads.
 """
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +20,8 @@ from transformers import AutoModelForCausalLM, GPTNeoXConfig, PreTrainedTokenize
 
 from t2scaling import cli
 from t2scaling.evaluate import (answer_nll, count_correct, encode_questions, evaluate_questions, evaluate_task,
-                                load_checkpoint, question_seed, sample_answers, stop_token_mask, validation_loss)
+                                load_checkpoint, question_seed, sample_answers, stop_token_mask, validation_loss,
+                                write_val_loss)
 from t2scaling.tasks import write_task_table
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyzQ .,?:"
@@ -295,6 +301,24 @@ def test_validation_loss_is_token_weighted_mean_nll():
         validation_loss(model, tokens[:1], 8, 4, "cpu")
 
 
+
+def test_the_val_loss_job_scores_a_checkpoint_and_copies_its_sizes(tmp_path):
+    # rule val_loss: the first max_tokens of the validation tokens, written beside the checkpoint's sizes
+    model = tiny_model("qwen3", len(ALPHABET) + 1)
+    checkpoint = save_checkpoint(model, char_tokenizer(), tmp_path / "w32-l2-d64")
+    meta = {"cell": "w32-l2-d64", "N": 1000, "N_non_embedding": 600, "D": 64, "C_train": 384000.0, "seq_len": 8}
+    (checkpoint / "t2_meta.json").write_text(json.dumps(meta))
+    tokens = np.random.default_rng(0).integers(0, len(ALPHABET) + 1, 40).astype(np.uint16)
+    np.save(tmp_path / "val.npy", tokens)
+    out = tmp_path / "loss" / "w32-l2-d64.json"
+    row = write_val_loss(checkpoint, tmp_path / "val.npy", out, device="cpu", batch_size=2, max_tokens=20)
+    loaded, _ = load_checkpoint(checkpoint, "cpu")
+    expected = validation_loss(loaded, tokens, 8, 2, "cpu", max_tokens=20)
+    assert row == {**{k: meta[k] for k in ("cell", "N", "N_non_embedding", "D", "C_train")},
+                   "val_loss": pytest.approx(expected, rel=1e-12), "val_tokens": 20}
+    assert json.loads(out.read_text()) == row
+
+
 # ------------------------------------------------------------------------------------------- task evaluation, CLI
 
 @pytest.mark.parametrize("kind", ["qwen3", "gpt_neox"])
@@ -340,3 +364,23 @@ def test_cli_eval_sampling(tmp_path, questions):
             "--out", str(tmp_path / "k.parquet"), "--limit", "5", "--kind", "arithmetic"]
     assert cli.main(argv) == 0
     assert pd.read_parquet(tmp_path / "k.parquet")["question"].tolist() == list(questions["id"][:5])
+
+
+def test_hub_id_loads_from_the_local_cache_only(tmp_path):
+    """An imported checkpoint given as a hub id loads from the Hugging Face cache; one not cached is an error
+    that says how to fix it (nothing is downloaded)."""
+    tokenizer = char_tokenizer()
+    snapshot = tmp_path / "hub" / "models--t2org--tiny" / "snapshots" / "0123abcd"
+    save_checkpoint(tiny_model("qwen3", len(tokenizer)), tokenizer, snapshot)
+    (tmp_path / "hub" / "models--t2org--tiny" / "refs").mkdir()
+    (tmp_path / "hub" / "models--t2org--tiny" / "refs" / "main").write_text("0123abcd")
+    env = dict(os.environ, HF_HUB_CACHE=str(tmp_path / "hub"), HF_HUB_OFFLINE="1")
+    script = ("import sys; from t2scaling.evaluate import load_checkpoint\n"
+              "try:\n    model, tok = load_checkpoint(sys.argv[1], 'cpu'); print('hidden', model.config.hidden_size)\n"
+              "except FileNotFoundError as err:\n    print('error', err)\n")
+    found = subprocess.run([sys.executable, "-c", script, "t2org/tiny"], env=env, capture_output=True, text=True,
+                           check=True, cwd=tmp_path)
+    assert "hidden 32" in found.stdout, found.stderr
+    missing = subprocess.run([sys.executable, "-c", script, "t2org/absent"], env=env, capture_output=True,
+                             text=True, check=True, cwd=tmp_path)
+    assert "t2org/absent: not a local directory, and not a hub id in the local Hugging Face cache" in missing.stdout

@@ -13,7 +13,8 @@ from scipy.special import digamma, expit
 
 import t2scaling.plots
 from t2scaling import cli, fit
-from t2scaling.extrapolate import COLUMNS, SUMMARY_COLUMNS, extrapolate, held_out, summarise
+from t2scaling.extrapolate import (COLUMNS, SUMMARY_COLUMNS, extrapolate, extrapolate_task, held_out,
+                                  summarise, write_summary)
 from t2scaling.fitresult import load_fit
 from t2scaling.laws import get_law
 from t2scaling.passk import pass_at_k_exact
@@ -302,3 +303,22 @@ def test_cli_end_to_end_and_bad_holdout(p_table, tmp_path, capsys):
     rc = cli.main(["extrapolate", str(p_table), "--holdout", "c99", "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and "held-out checkpoint(s) c99 not in the table" in err and "c0, c1" in err
+
+
+def test_the_rule_job_reads_the_settings_and_writes_what_extrapolate_gives(tmp_path):
+    # rule extrapolate: the config's settings (the projection the rule passes) -> extrapolate -> CSV
+    settings = {"seed": 0,
+                "extrapolation": {"laws": ["chinchilla"], "checkpoints": ["c1"], "min_tokens_per_param": 100},
+                "fits": {"k_grid": K, "restarts": 5, "approach2_variant": "sse", "chinchilla_variant": "huber",
+                         "allow_unconverged": False}}
+    table = extrapolate_task(offset_table(tmp_path), settings, tmp_path / "x.csv", task="a")
+    direct, _ = extrapolate(offset_table(tmp_path), ["chinchilla"], min_tokens_per_param=100, checkpoints=["c1"],
+                            k_grid=K, restarts=5, task="a")
+    pd.testing.assert_frame_equal(table, direct)
+    assert set(table["checkpoint"]) == {"c1", *HELD}
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "x.csv"), direct, check_exact=False, rtol=1e-15)
+    csv, md, png = tmp_path / "s.csv", tmp_path / "s.md", tmp_path / "s.png"
+    summary = write_summary([tmp_path / "x.csv", tmp_path / "x.csv"], csv, md, png)
+    assert summary.equals(summarise(pd.concat([pd.read_csv(tmp_path / "x.csv")] * 2, ignore_index=True)))
+    assert md.read_text().startswith("## Relative absolute error of held-out predictions")
+    assert png.stat().st_size > 0 and list(pd.read_csv(csv).columns) == SUMMARY_COLUMNS

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from t2scaling import cli
-from t2scaling.fitresult import FitResult
-from t2scaling.frontier import COLUMNS, frontier, parse_budgets, solve_p1, solve_p2
+from t2scaling.fitresult import FitResult, load_fit
+from t2scaling.frontier import COLUMNS, frontier, parse_budgets, solve_p1, solve_p2, write_frontier
 from t2scaling.laws import Chinchilla
 
 CHIN = dict(A=478.0, B=2143.0, E=1.817, alpha=0.347, beta=0.367)  # Epoch's refit of Chinchilla
@@ -300,3 +300,16 @@ def test_a_grid_budget_a_hair_above_the_rounded_cells_is_not_extrapolated():
     row = frontier([fit], c_train=[2e12]).iloc[0]
     assert not row["extrapolated"] and row["extrapolated_in"] == ""
     assert frontier([fit], c_train=[2.1e12]).iloc[0]["extrapolated_in"] == "C_train"
+
+
+def test_the_rule_jobs_write_one_fits_frontier_and_the_macro_one(tmp_path):
+    a = write_fit(tmp_path / "arc.json", law="approach2", params=A2, task="arc")
+    b = write_fit(tmp_path / "sciq.json", law="approach2", params=dict(A2, A=300.0), task="sciq")
+    c_train, c_inf = [1e18, 1e20], [2e9]
+    table = write_frontier([a], c_train, c_inf, tmp_path / "arc.csv")
+    fits = [load_fit(a), load_fit(b)]
+    pd.testing.assert_frame_equal(table, frontier(fits[:1], c_train, c_inf))
+    assert list(pd.read_csv(tmp_path / "arc.csv")["task"]) == ["arc", "arc"]
+    macro = write_frontier([a, b], c_train, c_inf, tmp_path / "macro.csv", macro=True)
+    pd.testing.assert_frame_equal(macro, frontier(fits, c_train, c_inf, macro=True))
+    assert set(pd.read_csv(tmp_path / "macro.csv")["task"]) == {"macro"}

@@ -1,6 +1,7 @@
 """Observation tables: reading, column mapping, every validation error, and the shapes handed to fitters."""
 
 import hashlib
+import json
 import math
 
 import numpy as np
@@ -301,3 +302,39 @@ def test_collect_joins_evaluations_and_validates(tmp_path):
 
 def test_default_k_grid():
     assert obs_mod.DEFAULT_K_GRID == tuple(float(2**i) for i in range(11))
+
+
+def test_collect_joins_imported_tables_given_p_or_nll(tmp_path):
+    """An imported per-question table with p alone (or nll) joins evaluated checkpoints; one that lacks a
+    measurement the evaluations carry is refused by name, never padded with NaN."""
+    frame = per_question_frame(n_ckpt=3)
+    evaluated = frame[frame["checkpoint"] != "c2"].assign(n_answer_tokens=2)
+    evals, sizes = {}, {}
+    for name, part in evaluated.groupby("checkpoint"):
+        evals[name] = write(tmp_path, part.drop(columns=["checkpoint", "N", "D"]), f"{name}.parquet")
+        sizes[name] = {"N": part.N.iloc[0], "D": part.D.iloc[0]}
+    mine = frame[frame["checkpoint"] == "c2"].assign(p=lambda d: np.exp(-d["nll"])).drop(columns=["nll"])
+    imported = write(tmp_path, mine.assign(n_answer_tokens=2), "mine.csv")
+    table = collect_observations(evals, sizes, tmp_path / "joint.parquet", imported=[imported])
+    assert not table.isna().any().any() and "p" not in table
+    joint = read_table(tmp_path / "joint.parquet").frame.set_index(["checkpoint", "question"])["nll"]
+    np.testing.assert_allclose(joint.loc["c2"], frame[frame["checkpoint"] == "c2"].set_index("question")["nll"])
+    lacking = write(tmp_path, mine, "lacking.csv")
+    with pytest.raises(ValueError, match=r"lacking\.csv: no 'n_answer_tokens' column, but .*c\d\.parquet"):
+        collect_observations(evals, sizes, tmp_path / "again.parquet", imported=[lacking])
+
+
+def test_loss_table_of_the_validation_losses_is_a_loss_table(tmp_path):
+    # rule pretrain_losses: the val_loss JSONs (evaluate.write_val_loss) -> the pretraining loss law's data
+    paths = []
+    for i, (N, D, loss) in enumerate(((9472, 176128, 4.1), (25600, 65024, 3.9))):
+        paths.append(tmp_path / f"c{i}.json")
+        paths[-1].write_text(json.dumps({"cell": f"c{i}", "N": N, "N_non_embedding": N // 2, "D": D,
+                                         "C_train": 6.0 * N * D, "val_loss": loss, "val_tokens": 5000}))
+    table = obs_mod.write_loss_table(paths, tmp_path / "losses.csv")
+    assert list(table.columns) == ["checkpoint", "N", "D", "loss", "N_non_embedding", "C_train"]
+    assert table.to_dict("list") == {"checkpoint": ["c0", "c1"], "N": [9472, 25600], "D": [176128, 65024],
+                                     "loss": [4.1, 3.9], "N_non_embedding": [4736, 12800],
+                                     "C_train": [6.0 * 9472 * 176128, 6.0 * 25600 * 65024]}
+    obs = read_table(tmp_path / "losses.csv")
+    assert obs.form == "loss" and list(obs.frame["checkpoint"]) == ["c0", "c1"]

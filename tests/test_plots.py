@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from t2scaling import frontier as fr
-from t2scaling import plots
+from t2scaling import plots, tables
 from t2scaling.fitresult import FitResult
 
 CHIN = dict(A=478.0, B=2143.0, E=1.817, alpha=0.347, beta=0.367)
@@ -177,3 +177,39 @@ def test_variant_frontiers(tmp_path):
     with pytest.raises(ValueError, match=r"base_chinchilla\.csv: no P1 rows at c_inf = 5e\+09; it has c_inf = "
                                          r"\[2e\+09, 1\.4e\+11\]"):
         plots.plot_variant_frontiers(variants, tmp_path / "bad.png", 5e9)
+
+
+def test_isoflop_files_pair_each_task_with_its_own_fits(tmp_path):
+    # rule plot_macro_isoflops: observations named by task, fits in any order, levels as the rule's params
+    path_a, levels, _ = grid(tmp_path, "a")
+    path_b, _, _ = grid(tmp_path, "b", shift=1.1)
+    paths = []
+    for task, shift in (("b", 1.1), ("a", 1.0)):
+        for law, fit in fits(task, shift).items():
+            paths.append(tmp_path / f"{task}_{law}.json")
+            fit.to_json(paths[-1])
+    marks = plots.plot_isoflop_files({"a": path_a, "b": path_b}, paths, [list(level) for level in levels], C_INF,
+                                     tmp_path / "files.png")
+    direct = plots.plot_isoflop_profiles({"a": (path_a, fits("a")), "b": (path_b, fits("b", 1.1))}, levels, C_INF,
+                                         tmp_path / "direct.png")
+    pd.testing.assert_frame_equal(marks, direct)
+    assert_figure(tmp_path / "files.png")
+    one = plots.plot_isoflop_files({"a": path_a}, paths, dict(levels), C_INF, tmp_path / "one.png")  # per task
+    assert set(one["task"]) == {"a"}
+
+
+def test_frontier_comparison_job_writes_table_and_figure(tmp_path):
+    variants = {}
+    for variant, scale in (("base", 1.0), ("ft", 2.0)):
+        variants[variant] = []
+        for law, fit in fits("t").items():
+            fit.params["B"] *= scale
+            variants[variant].append(str(tmp_path / f"{variant}_{law}.csv"))
+            fr.write_csv(fr.frontier([fit], c_train=np.geomspace(1e18, 1e22, 5), c_inf=[C_INF], bands=False),
+                         variants[variant][-1])
+    out = {name: tmp_path / f"cmp.{name}" for name in ("csv", "md", "png")}
+    table = plots.write_frontier_comparison(variants, [1e20], C_INF, out["csv"], out["md"], out["png"])
+    assert table.equals(tables.frontier_comparison(variants, [1e20], C_INF))
+    assert list(pd.read_csv(out["csv"])["variant"]) == list(table["variant"])
+    assert out["md"].read_text().startswith("## Optimal tokens per parameter, base vs post-trained, C_inf = 2e+09")
+    assert_figure(out["png"])

@@ -221,3 +221,50 @@ def test_task_grades_name_an_ungraded_task_and_an_unbracketed_grid(tmp_path):
     assert not any("'rising'" in p for p in problems)
     assert any(p.startswith("4 distinct model sizes; give at least 5") for p in problems)
     assert any(p.startswith("isoFLOP level 2e+12 FLOPs: the lowest loss is at its largest model") for p in problems)
+
+
+# ------------------------------------------------------------------------- the workflow's tables (rule jobs)
+
+def test_write_table1_pairs_each_task_with_its_own_files_by_name(tmp_path):
+    # Two tasks whose observations differ; the dicts come in different orders: pairing is by name, not position.
+    n_chin = chinchilla_N()
+    sizes = {"big": 4 * n_chin, "chin": 1.1 * n_chin, "small": n_chin / 4}
+    easy, _ = observations(tmp_path, sizes, lambda N, i: 0.5 + 0.1 * i, name="easy.csv")
+    hard, _ = observations(tmp_path, sizes, lambda N, i: 5.0 + 0.1 * i, name="hard.csv")
+    frontiers = {"hard": frontier_csvs(tmp_path, task="hard"), "easy": frontier_csvs(tmp_path, task="easy")}
+    csv, md = tmp_path / "table1.csv", tmp_path / "table1.md"
+    table = tables.write_table1({"easy": easy, "hard": hard}, frontiers, list(sizes), C_TRAIN, C_INF, csv, md)
+    by_hand = pd.concat([tables.table1(task, path, frontiers[task], list(sizes), C_TRAIN, C_INF)
+                         for task, path in (("easy", easy), ("hard", hard))], ignore_index=True)
+    pd.testing.assert_frame_equal(table, by_hand)
+    assert list(table["task"]) == ["easy", "easy", "hard", "hard"]
+    assert pd.read_csv(csv)["measured_pass_at_k"].tolist() == pytest.approx(table["measured_pass_at_k"].tolist())
+    assert md.read_text().startswith(f"## Best overtrained vs Chinchilla-optimal checkpoint at C_train = "
+                                     f"{C_TRAIN:.3g} FLOPs, C_inf = {C_INF:.3g} FLOPs per token")
+    with pytest.raises(ValueError, match=r"tasks \['easy', 'hard'\] and \['hard'\] differ"):
+        tables.write_table1({"easy": easy, "hard": hard}, {"hard": frontiers["hard"]}, list(sizes), C_TRAIN, C_INF,
+                            csv, md)
+
+
+def test_write_task_grades_logs_each_problem(tmp_path, caplog):
+    sizes = {"a1": 1e5, "a2": 2e5, "b1": 3e5, "b2": 4e5}
+    flat, _ = observations(tmp_path, sizes, lambda N, i: 3.0 + 0.1 * i, name="flat.csv")
+    levels = [[1e12, ["a1", "a2"]], [2e12, ["b1", "b2"]]]  # as the rule's params carry them
+    csv, md = tmp_path / "grades.csv", tmp_path / "grades.md"
+    with caplog.at_level("WARNING", logger="t2scaling.tables"):
+        table = tables.write_task_grades({"flat": flat}, levels, None, csv, md)
+    assert table.attrs["problems"] and [r.message for r in caplog.records] == table.attrs["problems"]
+    assert list(pd.read_csv(csv)["c_train"]) == [1e12, 2e12]
+    assert md.read_text().startswith("## Measured pass@1 per isoFLOP level")
+
+
+def test_write_parameter_table_reads_the_fit_files(tmp_path):
+    paths = []
+    for law, fit in fits().items():
+        paths.append(tmp_path / f"{law}.json")
+        fit.to_json(paths[-1])
+    csv, md = tmp_path / "parameters.csv", tmp_path / "parameters.md"
+    table = tables.write_parameter_table(paths, csv, md)
+    assert table.equals(tables.parameter_table(list(fits().values())))
+    assert md.read_text() == tables.parameter_markdown(table, title="Fitted parameters")
+    assert len(pd.read_csv(csv)) == len(table)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from t2scaling.tasks import (TASKS, exact_match, get_verifier, load_task, normalize_answer, numeric_match,
-                             read_task_table, write_task_table)
+                             read_task_table, write_task_split, write_task_table)
 
 
 def write_jsonl(path, rows):
@@ -47,6 +47,25 @@ def test_synthetic_family_errors(tmp_path):
     path = write_jsonl(tmp_path / "k.jsonl", [{"id": "a", "prompt": "p", "answer": " x"}])
     with pytest.raises(ValueError, match=r"k.jsonl: missing field\(s\) \['split'\]"):
         load_task("knowledge", path=path)
+
+
+
+def test_the_task_table_job_writes_one_split_of_the_world_family(tmp_path):
+    # rules task_table / task_train_table: the config entry, the world's family file, a split
+    rows = [{"id": f"k-{i}", "prompt": f"Fact {i} is", "answer": f" v{i}", "split": split}
+            for i, split in enumerate(["test", "test", "train", "test"])]
+    path = write_jsonl(tmp_path / "tasks" / "knowledge.jsonl", rows)
+    options = {"kind": "knowledge", "limit": 2}
+    test = write_task_split("facts", options, "test", tmp_path / "q.parquet", world_files=[path])
+    assert list(test["id"]) == ["k-0", "k-1"] and list(read_task_table(tmp_path / "q.parquet")["id"]) == ["k-0", "k-1"]
+    train = write_task_split("facts", options, "train", tmp_path / "t.parquet", world_files=[path])
+    assert list(train["id"]) == ["k-2"]  # the limit applies to the test questions only
+    assert options == {"kind": "knowledge", "limit": 2}  # the rule's params are left alone
+    only_test = write_jsonl(tmp_path / "only" / "knowledge.jsonl", [r for r in rows if r["split"] == "test"])
+    with pytest.raises(ValueError, match=r"task 'facts' \(knowledge\): no train split; post-train only tasks"):
+        write_task_split("facts", {"kind": "knowledge"}, "train", tmp_path / "x.parquet", world_files=[only_test])
+    with pytest.raises(ValueError, match="pass path="):  # a synthetic family needs its world file
+        write_task_split("facts", {"kind": "knowledge"}, "test", tmp_path / "x.parquet")
 
 
 # ------------------------------------------------------------------------------------------- real tasks

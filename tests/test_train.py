@@ -163,6 +163,65 @@ def test_cli_args_round_trip_through_the_parser():
     assert T.cli_args(branch_tokens=[], compile=False) == []
 
 
+# ------------------------------------------------------------------------------------- the workflow's job
+
+SETTINGS = {  # settings_for("train"): the config narrowed to what training reads
+    "seed": 3, "corpus": {"vocab_size": 384}, "model": {"seq_len": 64, "head_dim": 16, "ffn_multiple": 16},
+    "training": {"schedule": "cosine", "decay_fraction": 0.2, "batch_size": 8, "lr": 3e-3, "beta1": 0.9,
+                 "beta2": 0.95, "weight_decay": 1e-4, "grad_clip": 1.0, "z_loss": 1e-4, "compile": False,
+                 "device": "cpu"}}
+CELL = {"cell_id": "w32-l1-d130048", "width": 32, "depth": 1, "tokens": 130048}
+HINTS = {"branch_tokens": [65024, 260608], "val_max_tokens": 5000}
+PATHS = dict(train_tokens_path="results/data/train.npy", val_tokens_path="results/data/val.npy",
+             tokenizer_dir="results/data/tokenizer", job_log="logs/train/w32-l1-d130048.log", threads=2)
+
+
+def test_a_workflow_cell_trains_with_exactly_the_configured_settings():
+    kwargs = T.cell_kwargs(CELL, SETTINGS, HINTS, **PATHS)
+    assert kwargs == dict(
+        cell_id="w32-l1-d130048", width=32, depth=1, tokens=130048, train_tokens_path="results/data/train.npy",
+        val_tokens_path="results/data/val.npy", tokenizer_dir="results/data/tokenizer", seq_len=64, batch_size=8,
+        schedule="cosine", scratch_dir="results/scratch/w32-l1-d130048", log_path="logs/train/w32-l1-d130048.jsonl",
+        vocab_size=384, head_dim=16, ffn_multiple=16, lr=3e-3, betas=(0.9, 0.95), weight_decay=1e-4, grad_clip=1.0,
+        z_loss=1e-4, seed=3, decay_fraction=0.2, device="cpu", compile=False, threads=2, val_max_tokens=5000,
+        progress=False)
+    wsd = dict(SETTINGS, training=dict(SETTINGS["training"], schedule="wsd"))
+    kwargs = T.cell_kwargs(CELL, wsd, HINTS, **PATHS, scratch_root="/scratch")
+    assert kwargs["trunk_dir"] == "/scratch/trunk-w32-l1" and kwargs["branch_tokens"] == [65024, 260608]
+    assert kwargs["scratch_dir"] == "/scratch/w32-l1-d130048" and kwargs["schedule"] == "wsd"
+
+
+def test_a_multi_gpu_job_launches_torchrun_with_the_same_settings(tmp_path, monkeypatch):
+    kwargs = T.cell_kwargs(CELL, SETTINGS, HINTS, **PATHS)
+    cmd = T.torchrun_command(tmp_path / "out", 4, kwargs)
+    assert cmd[:8] == ["torchrun", "--standalone", "--nproc_per_node=4", "-m", "t2scaling.cli", "train", "--out",
+                       str(tmp_path / "out")]
+    parser = argparse.ArgumentParser()
+    T.add_arguments(parser)
+    args = parser.parse_args(cmd[6:])
+    for key in ("cell_id", "width", "depth", "seq_len", "batch_size", "schedule", "scratch_dir", "log_path",
+                "vocab_size", "head_dim", "ffn_multiple", "lr", "weight_decay", "grad_clip", "z_loss", "seed",
+                "decay_fraction", "device", "threads", "val_max_tokens", "train_tokens_path", "tokenizer_dir"):
+        assert getattr(args, key) == kwargs[key], key
+    assert args.tokens == 130048 and tuple(args.betas) == (0.9, 0.95) and not args.compile
+
+    launched, trained = [], []
+
+    def fake_run(command, check, **_):
+        launched.append(command)
+        os.makedirs(command[7], exist_ok=True)
+        with open(os.path.join(command[7], "t2_meta.json"), "w") as fh:
+            json.dump({"D": 130048, "val_loss": 2.5}, fh)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(T, "train_cell", lambda out_dir, **kw: trained.append((out_dir, kw)) or {"D": 1, "val_loss": 1})
+    meta = T.train_job(str(tmp_path / "out"), CELL, SETTINGS, HINTS, gpus=2, **PATHS)
+    assert meta == {"D": 130048, "val_loss": 2.5} and not trained
+    assert launched == [T.torchrun_command(str(tmp_path / "out"), 2, kwargs)]
+    T.train_job("o", CELL, SETTINGS, HINTS, gpus=1, **PATHS)  # one GPU (or none): in this process
+    assert trained == [("o", kwargs)] and len(launched) == 1
+
+
 # ------------------------------------------------------------------------------------------- training
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,9 @@ from t2scaling.config import with_defaults
 from t2scaling.fitresult import FitResult
 from t2scaling.frontier import frontier
 from t2scaling.grid import counts_for, grid_cells, parse_cell, tokens_per_step
-from t2scaling.validate import (candidate_shapes, plan_cell_names, plan_cells, read_plan, validation_markdown,
-                                validation_table, write_plan)
+from t2scaling.validate import (candidate_shapes, plan_cell_names, plan_cells, read_plan, validation_grid,
+                                validation_markdown, validation_table, write_plan, write_validation,
+                                write_validation_plan)
 
 SMOKE = {  # configs/smoke.yaml's structure
     "experiment": "smoke",
@@ -284,3 +285,44 @@ def test_cli_names_a_fit_of_the_wrong_law_or_task(tmp_path, capsys):
     assert "sciq.json: task 'sciq' is not among the config's tasks" in capsys.readouterr().err
     assert cli.main(base + [paths[0]]) == 2
     assert "a second chinchilla fit of task 'knowledge'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------ the workflow's jobs (rule wrappers)
+
+def test_write_validation_plan_writes_the_plan_and_needs_a_budget(tmp_path):
+    paths = write_fits(tmp_path, fits())
+    out = tmp_path / "plan.json"
+    plan = write_validation_plan(paths, config(), C_TRAIN, C_INF, out, tasks=["arithmetic", "knowledge"])
+    assert read_plan(out) == json.loads(json.dumps(plan)) == json.loads(
+        json.dumps(plan_cells(fits(), config(), C_TRAIN, C_INF)))
+    with pytest.raises(ValueError, match="validation.c_train: not set and the grid has no isoFLOP levels"):
+        write_validation_plan(paths, config(), None, C_INF, out)
+    with pytest.raises(ValueError, match="task 'knowledge' is not among the config's tasks"):
+        write_validation_plan(paths, config(), C_TRAIN, C_INF, out, tasks=["arithmetic"])
+
+
+def test_validation_grid_adds_the_plan_cells_that_are_not_in_the_grid():
+    plan = {"roles": [{"cell": "w16-l1-d176128", "N": 9472, "tokens": 176128},
+                      {"cell": "w64-l2-d5120", "N": 123456, "tokens": 5120},
+                      {"cell": "w64-l2-d5120", "N": 123456, "tokens": 5120}]}  # two roles may share a cell
+    grid = [{"name": "w16-l1-d176128", "N": 9472, "D": 176128, "origin": "trained"},
+            {"name": "w32-l1-d260608", "N": 25600, "D": 260608, "origin": "held_out"}]
+    assert validation_grid(grid, plan) == [*grid, {"name": "w64-l2-d5120", "N": 123456, "D": 5120,
+                                                   "origin": "validation"}]
+    assert len(grid) == 2  # the rule's params are left alone
+
+
+def test_write_validation_tabulates_and_draws_the_grid(tmp_path):
+    by_task = fits()
+    plan = plan_cells(by_task, config(), C_TRAIN, C_INF)
+    write_plan(plan, tmp_path / "plan.json")
+    evals, _ = eval_tables(tmp_path, plan)
+    grid = [{"name": "w16-l1-d176128", "N": 9472, "D": 176128, "origin": "trained"}]
+    out = {name: tmp_path / f"table.{name}" for name in ("csv", "md", "png")}
+    table = write_validation(tmp_path / "plan.json", evals, write_fits(tmp_path, by_task), grid, out["csv"],
+                             out["md"], out["png"], tasks=list(by_task))
+    expected = validation_table(plan, evals, by_task)
+    np.testing.assert_allclose(table["measured_pass_at_k"], expected["measured_pass_at_k"], rtol=1e-12)
+    assert list(pd.read_csv(out["csv"])["cell"]) == list(expected["cell"])
+    assert out["md"].read_text() == validation_markdown(table)
+    assert out["png"].stat().st_size > 0 and out["png"].with_suffix(".pdf").exists()

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW = ["Snakefile", "config.yaml", "rules", "workflow_scripts", "schemas", "envs", "profiles", "report",
+WORKFLOW = ["Snakefile", "config.yaml", "rules", "workflow_scripts", "envs", "profiles", "report",
             "configs", "t2scaling"]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -76,11 +76,12 @@ GRADES = {"task_grades": 1}
 
 @contextlib.contextmanager
 def edited(root, edits):
-    """Library files of the copy edited ({path under t2scaling/: text -> text}), then restored with their mtimes."""
+    """Files of the copy edited ({path under t2scaling/, or under the root if it has a '/': text -> text}), then
+    restored with their mtimes."""
     saved = {}
     try:
         for name, edit in edits.items():
-            path = root / "t2scaling" / name
+            path = root / (name if "/" in name else f"t2scaling/{name}")
             saved[path] = path.read_text(), path.stat()
             path.write_text(edit(saved[path][0]))
         yield
@@ -262,6 +263,19 @@ def test_comments_in_versioned_stages_re_run_nothing(smoke):
     modules = ("train.py", "evaluate.py", "posttrain.py", "model.py", "data.py", "tasks.py", "world.py")
     with edited(smoke, dict.fromkeys(modules, comment)):
         assert job_counts(smoke, "configs/smoke.yaml") == {}
+
+
+def test_wrapper_edits_re_run_only_the_cheap_stages_that_run_them(smoke):
+    # Snakemake's `code` trigger would retrain on a newer wrapper file (a git pull); profiles/default drops it
+    comment = lambda text: text + "\n# a comment\n"  # noqa: E731
+    versioned = ("train", "val_loss", "evaluate", "posttrain", "world", "corpus", "task_table")
+    with edited(smoke, {f"workflow_scripts/{name}.py": comment for name in versioned}):
+        assert job_counts(smoke, "configs/smoke.yaml") == {}
+    with edited(smoke, {"workflow_scripts/fit.py": comment}):
+        counts = job_counts(smoke, "configs/smoke.yaml")
+    assert counts["fit"] == SMOKE_TASKS * SMOKE_LAWS and "frontier" in counts
+    assert counts["posttrain_fit"] == SMOKE_MODES * SMOKE_POSTTRAINED * SMOKE_LAWS  # `use rule fit` runs it too
+    assert not {"train", "val_loss", "evaluate", "posttrain", "posttrain_evaluate", "collect"} & set(counts)
 
 
 def test_a_version_bump_re_runs_its_stage_and_what_is_downstream(smoke):

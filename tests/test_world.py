@@ -231,3 +231,13 @@ def test_cli(tmp_path):
     summary = json.load(open(out / "world.json"))
     assert summary["seed"] == 3 and summary["parameters"]["n_documents"] == 50
     assert len(read_jsonl(out / "tasks" / "spatial.jsonl")) == 15
+
+
+def test_the_world_job_maps_the_config_section_onto_write_world(small, tmp_path):
+    # rule world: {seed, questions, train_questions, options} -> write_world, beside world.json
+    out, summary = small
+    options = {k: v for k, v in SMALL.items() if k not in ("seed", "n_questions", "n_train_questions")}
+    section = {"seed": SMALL["seed"], "questions": SMALL["n_questions"],
+               "train_questions": SMALL["n_train_questions"], "options": options}
+    again = w.write_configured_world(section, tmp_path / "world" / "world.json")
+    assert again == summary and all_bytes(tmp_path / "world") == all_bytes(out)

@@ -1,18 +1,28 @@
-"""Shared preamble of the `script:` wrappers: make the library importable and send all output to the log."""
+"""Shared preamble of the `script:` wrappers: make the library importable, log to the job's log, run one call."""
 
-import logging
 import sys
 from pathlib import Path
 
 
 def start(snakemake):
+    """Log to the job's log file; return the job's logger."""
     sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # conda envs do not install the package
-    Path(snakemake.log[0]).parent.mkdir(parents=True, exist_ok=True)
-    sys.stderr = open(snakemake.log[0], "w", buffering=1)  # log lines, tqdm bars and warnings
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, force=True,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    log = logging.getLogger(f"t2scaling.rule.{snakemake.rule}")
-    log.info("rule %s: wildcards %s", snakemake.rule, dict(snakemake.wildcards))
-    return log
+    from t2scaling.jobs import open_job_log
+
+    return open_job_log(snakemake.log[0], snakemake.rule, snakemake.wildcards)
+
+
+def call(snakemake, target, *args, **kwargs):
+    """Run the light torch job `module:function(*args, **kwargs)`: in the warm job server when one can serve it
+    (t2scaling.jobs), else here. A failure exits non-zero; its traceback is in the job's log."""
+    sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
+    from t2scaling import jobs
+
+    if not jobs.enabled():
+        start(snakemake)
+        jobs.run_here(target, args, kwargs, threads=snakemake.threads)
+        return
+    status = jobs.submit(target, args, kwargs, log_path=snakemake.log[0], name=snakemake.rule,
+                         wildcards=snakemake.wildcards, threads=snakemake.threads)
+    if status:
+        sys.exit(f"rule {snakemake.rule}: {target} failed with status {status}; see {snakemake.log[0]}")

@@ -14,6 +14,7 @@ import functools
 import importlib.resources
 import math
 import re
+from pathlib import Path
 
 import jsonschema
 import yaml
@@ -299,11 +300,10 @@ def _seq_len_problems(config):
                    f"evaluation.val_tokens = {val_tokens}, so the validation loss would never score a full window; "
                    f"raise evaluation.val_tokens to at least {window} or lower model.seq_len")
     if config["corpus"]["val"] == "world":
-        import inspect
+        from t2scaling.deps import keyword_defaults
 
-        from t2scaling.world import write_world
-
-        defaults = {k: p.default for k, p in inspect.signature(write_world).parameters.items()}
+        # read, not imported: the cheap stages that import this module must not depend on world.py's code
+        defaults = keyword_defaults(Path(__file__).with_name("world.py"), "write_world")
         options = {**defaults, **config["world"]["options"]}
         n, fraction = options["n_documents"], options["val_fraction"]
         numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (n, fraction))

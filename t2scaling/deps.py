@@ -109,6 +109,19 @@ def constant(path, name):
     raise LookupError(f"{path}: no module-level `{name} = ...`; declare it there")
 
 
+def keyword_defaults(path, function):
+    """{name: default} of the literal keyword defaults of a module-level `def function(...)` in a Python file,
+    read without importing the file (so a caller does not depend on the module's code)."""
+    for node in _parse(path).body:
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            args = node.args
+            positional = args.posonlyargs + args.args
+            pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults))
+            pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
+            return {arg.arg: ast.literal_eval(default) for arg, default in pairs}
+    raise LookupError(f"{path}: no module-level `def {function}(...)`")
+
+
 def _get(config, key):
     value = config
     for part in key.split("."):

@@ -136,7 +136,7 @@ def shifted_pass_at_k(obs, names, N, D, neighbours, nll, k):
 
 
 def extrapolate(observations_table, laws, *, baselines=BASELINES, min_tokens_per_param=None, checkpoints=(),
-                k_grid=None, restarts=500, seed=0, approach2_variant="sse", chinchilla_variant="huber",
+                k_grid=None, restarts=None, seed=0, approach2_variant="sse", chinchilla_variant="huber",
                 allow_unconverged=False, task="", columns=None, source="auto"):
     """Fit each of `laws` (and the Chinchilla baseline) on the checkpoints not held out, predict the held-out ones
     at every k of the k grid, beside the `baselines`.

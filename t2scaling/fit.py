@@ -316,8 +316,14 @@ def _require_spread(label, N, D):
 
 
 def _require_restarts(label, restarts):
+    """`restarts`, or the schema's fits.restarts when None (the default is written once, in the schema)."""
+    if restarts is None:
+        from t2scaling.config import schema_default
+
+        restarts = schema_default("fits.restarts")
     if not (isinstance(restarts, (int, np.integer)) and restarts >= 1):
         raise ValueError(f"{label}: restarts = {restarts!r} must be an integer >= 1 (the paper uses 500)")
+    return restarts
 
 
 def _array_hash(*arrays):
@@ -526,7 +532,7 @@ def _approach1_starts(restarts, rng, loss=1.0):
     return _with_scale(lo + (hi - lo) * rng.random((restarts, 7)), loss)
 
 
-def fit_approach1(N, D, k, Q, *, restarts=500, bootstrap=0, seed=0, task="", label="arrays",
+def fit_approach1(N, D, k, Q, *, restarts=None, bootstrap=0, seed=0, task="", label="arrays",
                   allow_unconverged=False):
     """Fit Q(N, D, k) = E + A/N^alpha + B/D^beta + G/k^gamma (task loss, nats) by SSE (DESIGN.md §2.4).
 
@@ -534,7 +540,7 @@ def fit_approach1(N, D, k, Q, *, restarts=500, bootstrap=0, seed=0, task="", lab
     wins. Bootstrap resamples checkpoints (points sharing N and D) with their whole k curve.
     """
     t0 = time.perf_counter()
-    _require_restarts(label, restarts)
+    restarts = _require_restarts(label, restarts)
     N, D, k, Q = _points(label, N=N, D=D, k=k, Q=Q)
     if np.any(k < 1):
         raise ValueError(f"{label}: k must be >= 1 (samples per question)")
@@ -619,7 +625,7 @@ def _subset_likelihood(data, pick):
 
 
 def fit_approach2(N, D, nll, k, pass_at_k, *, variant="sse", likelihood=None, stage1="huber", nll_variance=None,
-                  restarts=500, bootstrap=0, seed=0, task="", label="arrays", allow_unconverged=False):
+                  restarts=None, bootstrap=0, seed=0, task="", label="arrays", allow_unconverged=False):
     """Fit T² Approach 2 (DESIGN.md §2.5) to C checkpoints: N, D, mean task nll (nats) (C,), k grid (K,) and
     empirical mean pass@k (C, K).
 
@@ -631,7 +637,7 @@ def fit_approach2(N, D, nll, k, pass_at_k, *, variant="sse", likelihood=None, st
     t0 = time.perf_counter()
     if variant not in VARIANTS["approach2"]:
         raise ValueError(f"{label}: unknown approach2 variant {variant!r}; choose from {VARIANTS['approach2']}")
-    _require_restarts(label, restarts)
+    restarts = _require_restarts(label, restarts)
     if variant == "likelihood" and likelihood is None:
         raise ValueError(f"{label}: the likelihood variant needs per-question data (p/nll or n_samples/n_correct)")
     N, D, nll = _points(label, N=N, D=D, nll=nll)
@@ -684,7 +690,7 @@ def fit_approach2(N, D, nll, k, pass_at_k, *, variant="sse", likelihood=None, st
 
 # ---- tables and CLI ----
 
-def fit_table(law, table_path, out_path=None, *, task="", columns=None, k_grid=None, restarts=500, bootstrap=0,
+def fit_table(law, table_path, out_path=None, *, task="", columns=None, k_grid=None, restarts=None, bootstrap=0,
               variant=None, source="auto", stage1="huber", seed=0, allow_unconverged=False):
     """Read an observation table (CSV/Parquet, DESIGN.md §5), fit `law`, write the Fit JSON to out_path."""
     variant = _variant(law, variant, table_path)
@@ -716,7 +722,7 @@ def require_form(law, obs, label=None):
                          f"nll/p and/or n_samples/n_correct); this is a {obs.form} table — fit approach1 instead")
 
 
-def fit_observations(law, obs, *, task="", k_grid=None, restarts=500, bootstrap=0, variant=None, source="auto",
+def fit_observations(law, obs, *, task="", k_grid=None, restarts=None, bootstrap=0, variant=None, source="auto",
                      stage1="huber", seed=0, allow_unconverged=False, label=None):
     """Fit `law` to validated `observations.Observations` (all of a table, or a subset of its checkpoints).
 

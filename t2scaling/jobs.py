@@ -293,6 +293,7 @@ def _start_child(conn, listener, selector, children):
     status = 1
     try:
         os.setsid()  # its own process group, so a cancelled job's grandchildren stop too
+        _stop_with_server()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
         selector.close()
@@ -320,6 +321,15 @@ def _start_child(conn, listener, selector, children):
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(status)
+
+
+def _stop_with_server():
+    """SIGTERM this child if the server dies first (Linux prctl PR_SET_PDEATHSIG): its job has already been told
+    it failed, so no output may appear after that."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 if __name__ == "__main__":

@@ -473,12 +473,13 @@ def add_arguments(parser):
 
 def run(args):
     if args.action == "plan":
-        import yaml
+        from t2scaling.config import config_problems, load_config, with_defaults
 
-        from t2scaling.config import with_defaults
-
-        with open(args.config) as fh:
-            config = with_defaults(yaml.safe_load(fh) or {})
+        config = load_config(args.config)  # as the workflow reads it: 3e12 is a number, a duplicate key an error
+        problems = config_problems(config)
+        if problems:
+            raise ValueError(f"{args.config}: " + "; ".join(problems))
+        config = with_defaults(config)
         plan = plan_cells(load_fits_by_task(args.fits, config.get("tasks")), config, args.c_train, args.c_inf)
         write_plan(plan, args.out)
         print(f"validation cells at C_train = {format_flops(plan['c_train'])}, "

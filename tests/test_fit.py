@@ -179,6 +179,15 @@ def test_approach1_recovers_noise_free_truth():
     assert all(type(v) is float for span in result.data_range.values() for v in span)
 
 
+def test_default_restarts_are_the_schemas():
+    from t2scaling.config import schema_default
+
+    N, D, k, Q = t2_data(n=12)
+    assert fit.fit_approach1(N[:, None], D[:, None], k[None, :], Q).restarts == schema_default("fits.restarts")
+    with pytest.raises(ValueError, match=r"restarts = 0 must be an integer >= 1"):
+        fit.fit_approach1(N[:, None], D[:, None], k[None, :], Q, restarts=0)
+
+
 def test_approach1_recovers_truth_under_small_noise():
     N, D, k, Q = t2_data(noise=0.002)
     result = fit.fit_approach1(N[:, None], D[:, None], k[None, :], Q, restarts=100, bootstrap=4)

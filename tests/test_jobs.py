@@ -139,3 +139,24 @@ def test_workflow_wrapper_fails_the_job_when_the_call_fails(server_env, tmp_path
     with pytest.raises(SystemExit, match=r"rule evaluate: job_targets:fail failed with status 1; see .*w\.log"):
         call(Job, "job_targets:fail", "no such checkpoint")
     assert "no such checkpoint" in (tmp_path / "w.log").read_text()
+
+
+@pytest.mark.slow
+def test_a_dying_server_takes_its_children_and_fails_their_jobs(server_env, tmp_path):
+    pid_file = tmp_path / "pid"
+    client = subprocess.Popen([sys.executable, "-c", (
+        "from t2scaling import jobs\n"
+        "try:\n"
+        f"    jobs.submit('job_targets:sleep', ({str(pid_file)!r}, 600), log_path={str(tmp_path / 's.log')!r}, "
+        "name='evaluate')\n"
+        "except RuntimeError as err:\n    print(err)\n")], env=os.environ.copy(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: pid_file.exists() and pid_file.read_text()), "the child never started"
+        child = int(pid_file.read_text())
+        server = int(Path(f"/proc/{child}/stat").read_text().split(")")[1].split()[1])  # the child's parent
+        os.kill(server, signal.SIGKILL)
+        out, _ = client.communicate(timeout=20)
+        assert "died while running job_targets:sleep" in out
+        assert wait_until(lambda: not pid_alive(child), timeout=10), "the child outlived its server"
+    finally:
+        client.kill()

@@ -100,3 +100,25 @@ def test_projection_is_nested_sorted_and_checked():
     assert list(projected) == ["a", "b"] and list(projected["b"]["x"][0]) == ["p", "q"]
     assert deps.undeclared(config, ["a", "b.y"]) == (["b.x", "c.z"], [])
     assert deps.undeclared(config, ["a", "b", "c", "d.e"]) == ([], ["d.e"])
+
+
+def test_no_cheap_stage_depends_on_a_versioned_module():
+    """A comment in train.py, evaluate.py, … must re-run nothing: no cheap stage may import them, even through
+    config.py's checks (which read world.py's defaults without importing it)."""
+    versioned = {"train.py", "evaluate.py", "posttrain.py", "model.py", "data.py", "tasks.py", "world.py"}
+    own = {"corpus": {"data.py"}, "task_table": {"tasks.py"}, "world": {"world.py"}}  # versioned stages
+    for script in SCRIPTS:
+        names = {path.name for path in deps.library_files(script)}
+        assert names & versioned <= own.get(script.stem, set()), script.stem
+
+
+def test_keyword_defaults_are_the_signatures_defaults():
+    import inspect
+
+    from t2scaling.world import write_world
+
+    expected = {k: p.default for k, p in inspect.signature(write_world).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    assert deps.keyword_defaults(REPO / "t2scaling" / "world.py", "write_world") == expected
+    with pytest.raises(LookupError, match="no module-level `def nowhere"):
+        deps.keyword_defaults(REPO / "t2scaling" / "world.py", "nowhere")

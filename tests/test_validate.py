@@ -4,6 +4,7 @@ frontier, in-grid cells, warnings), the measured-vs-predicted table and the `t2s
 import copy
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -326,3 +327,19 @@ def test_write_validation_tabulates_and_draws_the_grid(tmp_path):
     assert list(pd.read_csv(out["csv"])["cell"]) == list(expected["cell"])
     assert out["md"].read_text() == validation_markdown(table)
     assert out["png"].stat().st_size > 0 and out["png"].with_suffix(".pdf").exists()
+
+
+def test_cli_plan_reads_the_config_as_the_workflow_does(tmp_path, capsys):
+    """`validate plan --config` takes 3e12-style numbers (strings to YAML 1.1) and refuses a duplicated key."""
+    paths = write_fits(tmp_path, fits())
+    text = yaml.safe_dump(SMOKE).replace("e+", "e")  # 1.0e+10 -> 1.0e10, which PyYAML reads as a string
+    assert re.search(r"\d\.\d+e\d", text)
+    (tmp_path / "config.yaml").write_text(text)
+    argv = ["validate", "plan", "--fits", *paths, "--config", str(tmp_path / "config.yaml"), "--c-train", "4e10",
+            "--c-inf", "1e6", "--out", str(tmp_path / "plan.json")]
+    assert cli.main(argv) == 0
+    assert read_plan(tmp_path / "plan.json") == json.loads(json.dumps(plan_cells(fits(), config(), C_TRAIN, C_INF)))
+    (tmp_path / "config.yaml").write_text(text + "seed: 1\nseed: 2\n")
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    assert "key config['seed'] is written twice" in capsys.readouterr().err

@@ -30,3 +30,22 @@ rule all:
     default_target: True
     input:
         all_outputs(),
+
+
+# After a run: what needs a reader's attention (unconverged fits, extrapolated forecasts), where results are, and
+# the report command (t2scaling/summary.py). A summary that cannot be made never fails a finished run.
+onsuccess:
+    try:
+        from t2scaling.summary import run_summary
+
+        print(run_summary("results"))
+    except Exception as err:
+        print(f"Run summary unavailable ({type(err).__name__}: {err}).")
+
+
+onerror:
+    print(
+        "A job failed: its log is printed above (show-failed-logs) and kept under logs/<rule>/ (a training job's "
+        f"per-step losses beside it, logs/train/<cell>.jsonl); Snakemake's own log: {log}. After fixing the "
+        "cause, rerun the same command: finished outputs are kept, incomplete ones are redone."
+    )

@@ -24,6 +24,11 @@ COMMANDS = {
     "validate": ("t2scaling.validate", "derive the predicted-optimal cells to train at a budget, or tabulate them"),
 }
 
+DESCRIPTION = """Train-to-Test (T²) scaling laws: choose a model size N, its training tokens D and the samples
+per question k to draw at inference, so that a training budget and an inference budget buy the best
+pass@k. Fit a law to measured checkpoints (`fit`), then ask for the optimum at one budget (`plan`) or over
+a range (`frontier`); `extrapolate` checks a law on held-out checkpoints. `world`, `tokenize`, `train`,
+`eval` and `posttrain` (which need torch) make such checkpoints from scratch."""
 
 EPILOG = """documentation (in the t2scaling repository):
   docs/contracts.md  data contracts: the tables and checkpoints you bring, every file written (columns, units)
@@ -32,24 +37,57 @@ EPILOG = """documentation (in the t2scaling repository):
 
 `t2scaling COMMAND --help` lists a command's options."""
 
+# Errors a command raises for bad input or a failed computation: one line naming the command, no traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, KeyError, RuntimeError)
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="t2scaling", description=__doc__.splitlines()[0], epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows every option's default, except where there is none to show (unset, a flag, an empty list)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default in ("", []) \
+                or isinstance(action, argparse._StoreTrueAction):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """Every parser, nested sub-commands included (they are made with the parent's class), shows defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def error_text(err):
+    """One line for an exception; a KeyError's message without the quotes str() adds."""
+    if isinstance(err, KeyError) and len(err.args) == 1 and isinstance(err.args[0], str):
+        return err.args[0]
+    return str(err) or type(err).__name__
+
+
+def build_parser(command=None):
+    """The `t2scaling` parser; only `command`'s module is imported to add its options."""
+    parser = Parser(prog="t2scaling", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"%(prog)s {t2scaling.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    argv = sys.argv[1:] if argv is None else list(argv)
-    chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        if name == chosen:
+        if name == command:
             importlib.import_module(module).add_arguments(p)
-    args, _ = parser.parse_known_args(argv) if chosen not in COMMANDS else (parser.parse_args(argv), None)
+    return parser
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(chosen if chosen in COMMANDS else None)
+    args = parser.parse_args(argv)
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return module.run(args) or 0
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        print(f"t2scaling {args.command}: error: {err}", file=sys.stderr)
+    except USER_ERRORS as err:
+        print(f"t2scaling {args.command}: error: {error_text(err)}", file=sys.stderr)
         return 2
 
 

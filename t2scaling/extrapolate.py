@@ -339,25 +339,26 @@ def write_summary(tables, csv_path, md_path, plot_path):
 def add_arguments(parser):
     from t2scaling.config import schema_default
 
-    laws = schema_default("extrapolation.laws")
-    parser.add_argument("table", help="observation table, CSV or Parquet (DESIGN.md §5): per-question or aggregated")
-    parser.add_argument("--law", nargs="+", default=laws, choices=list(LAWS),
-                        help=f"laws to fit and test (default {' '.join(laws)})")
+    parser.add_argument("table", help="observation table, CSV or Parquet (docs/contracts.md): per-question or "
+                                      "aggregated")
+    parser.add_argument("--law", nargs="+", default=schema_default("extrapolation.laws"), choices=list(LAWS),
+                        help="laws to fit and test")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES),
-                        help="baselines reported beside the laws (default both; none: --baselines with no name)")
+                        help="baselines reported beside the laws (--baselines alone: none)")
     parser.add_argument("--holdout-tokens-per-param", type=float, metavar="D/N",
                         help="hold out every checkpoint with D/N at or above this")
     parser.add_argument("--holdout", nargs="+", default=schema_default("extrapolation.checkpoints"), metavar="CKPT",
-                        help="hold out these checkpoints too")
-    parser.add_argument("--out", required=True,
+                        help="hold out these checkpoints too (by name)")
+    parser.add_argument("--out", required=True, metavar="POINTS.csv",
                         help="write the per-point table here (CSV or Parquet): one row per law or baseline x metric "
                              "(pass_at_k; task_loss for approach1 and chinchilla) x held-out checkpoint x k, "
                              "columns " + ", ".join(COLUMNS))
-    parser.add_argument("--summary", help="write the error summary here (.md: Markdown and CSV beside, as "
-                                          "NAME_summary.csv where NAME.csv is --out; else CSV), columns "
-                                          + ", ".join(SUMMARY_COLUMNS))
-    parser.add_argument("--plot", help="write the predicted-vs-measured figure here (PNG, PDF beside)")
-    parser.add_argument("--fits-dir", help="write each law's Fit JSON here as {law}.json")
+    parser.add_argument("--summary", metavar="SUMMARY.md",
+                        help="write the error summary here: a .md path gets Markdown and the CSV beside it "
+                             "(SUMMARY.csv, or SUMMARY_summary.csv where that is --out), any other path the CSV; "
+                             "columns " + ", ".join(SUMMARY_COLUMNS))
+    parser.add_argument("--plot", metavar="FIGURE.png", help="write the predicted-vs-measured figure here (PDF beside)")
+    parser.add_argument("--fits-dir", metavar="DIR", help="write each law's Fit JSON here as DIR/{law}.json")
     parser.add_argument("--variant", default=schema_default("fits.approach2_variant"),
                         choices=fit.VARIANTS["approach2"], help="approach2's fit")
     parser.add_argument("--chinchilla-variant", default=schema_default("fits.chinchilla_variant"),
@@ -371,7 +372,8 @@ def run(args):
     table, fits = extrapolate(
         args.table, args.law, baselines=args.baselines, min_tokens_per_param=args.holdout_tokens_per_param,
         checkpoints=args.holdout, k_grid=args.k_grid, restarts=args.restarts, seed=args.seed,
-        approach2_variant=args.variant, chinchilla_variant=args.chinchilla_variant, allow_unconverged=args.allow_unconverged, task=args.task,
+        approach2_variant=args.variant, chinchilla_variant=args.chinchilla_variant,
+        allow_unconverged=args.allow_unconverged, task=fit.task_name(args.task, args.table),
         columns=fit.parse_columns(args.column), source=args.source)
     _write_frame(table, args.out)
     if args.fits_dir:

@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 
 from t2scaling import __version__
-from t2scaling.laws import get_law
+from t2scaling.laws import LAWS, get_law
 
 
 @dataclasses.dataclass
@@ -75,12 +75,27 @@ def _jsonable(value):
 
 
 def load_fit(path):
-    """Read a Fit JSON written by `FitResult.to_json`."""
+    """Read a Fit JSON written by `FitResult.to_json`; every error names the file."""
     try:
-        with open(path) as fh:
-            data = json.load(fh)
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: fit JSON not found; run `t2scaling fit` (or the fit rule) to write it") \
+            from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: not a fit JSON (a directory)") from None
+    hint = "pass the .json file `t2scaling fit` writes"
+    if raw.startswith(b"PAR1"):
+        raise ValueError(f"{path}: not a fit JSON (a Parquet file, perhaps an observation table); {hint}")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a fit JSON (binary, not UTF-8 text: byte {err.start}); {hint}") from None
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid fit JSON ({err}); re-run the fit that wrote it") from err
+        raise ValueError(f"{path}: not a fit JSON ({err}); {hint}, or re-run the fit that wrote it") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a fit JSON (its top level is a {_json_type(data)}, expected an object "
+                         f"with 'law' and 'params'); {hint}")
     data.pop("metric", None)
     fields = {f.name for f in dataclasses.fields(FitResult)}
     unknown = set(data) - fields
@@ -88,4 +103,18 @@ def load_fit(path):
         raise ValueError(f"{path}: unknown fit JSON fields {sorted(unknown)}")
     if "law" not in data or "params" not in data:
         raise ValueError(f"{path}: fit JSON needs 'law' and 'params'")
-    return FitResult(**data)
+    if not isinstance(data["law"], str) or data["law"] not in LAWS:
+        raise ValueError(f"{path}: unknown law {data['law']!r} in the fit JSON; known laws: {', '.join(sorted(LAWS))}")
+    if not isinstance(data["params"], dict):
+        raise ValueError(f"{path}: 'params' is a {_json_type(data['params'])}, expected an object of parameter "
+                         "values")
+    try:
+        return FitResult(**data)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def _json_type(value):
+    """The JSON name of a decoded value's type, for messages."""
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)

@@ -486,17 +486,41 @@ def add_arguments(parser):
     parser.add_argument("--c-train", metavar="LO:HI:STEPS",
                         help="P1 training budgets, FLOPs: log-spaced LO:HI:STEPS (e.g. 1e18:1e25:50) or X[,Y...]")
     parser.add_argument("--c-inf", metavar="X[,Y...]",
-                        help="P1 inference budgets, FLOPs per served token (not needed for a Chinchilla fit)")
+                        help="P1 inference budgets, FLOPs per served token, as for --c-train (not needed for a "
+                             "Chinchilla fit)")
     parser.add_argument("--c-total", metavar="LO:HI:STEPS",
                         help="P2 total budgets (training + lifetime inference), FLOPs, as for --c-train")
-    parser.add_argument("--t-inf", metavar="T[,T...]", help="P2 lifetime served tokens")
-    parser.add_argument("--macro", action="store_true",
-                        help="write only the macro-average frontier (task = macro) of all fits (one law)")
-    parser.add_argument("--n-min", type=float, default=N_MIN, help=f"smallest model searched, params ({N_MIN:g})")
-    parser.add_argument("--n-max", type=float, default=np.inf, help="largest model searched, params (no limit)")
-    parser.add_argument("--band", default="5,95", help="bootstrap percentile band LO,HI (5,95)")
+    parser.add_argument("--t-inf", metavar="T[,T...]", help="P2 lifetime served tokens, as for --c-train")
+    add_search_arguments(parser)
     parser.add_argument("--no-bands", action="store_true", help="skip bootstrap bands even where fits have them")
     parser.add_argument("--out", required=True, metavar="FRONTIER.csv", help="output CSV (written atomically)")
+
+
+def add_search_arguments(parser):
+    """Options shared with `t2scaling plan`: the macro average, the searched model sizes, the bootstrap band."""
+    parser.add_argument("--macro", action="store_true",
+                        help="optimise the mean predicted metric over all fits (one law, the tasks' macro "
+                             "average, task = macro) instead of each fit on its own")
+    parser.add_argument("--n-min", type=float, default=N_MIN, metavar="PARAMS", help="smallest model searched")
+    parser.add_argument("--n-max", type=float, default=np.inf, metavar="PARAMS",
+                        help="largest model searched; inf: no limit")
+    parser.add_argument("--band", default="5,95", metavar="LO,HI",
+                        help="percentiles of the bootstrap band, where the fits carry bootstrap replicates")
+
+
+def summary_line(table, out_path):
+    """One line saying what a frontier table holds and where it went, for people."""
+    groups = list(dict.fromkeys(table["task"]))
+    what = "macro average of the tasks" if groups == ["macro"] else \
+        f"{len(groups)} task{'s' if len(groups) != 1 else ''} ({', '.join(map(str, groups))})"
+    problems = ", ".join(f"{n} {p}" for p, n in table["problem"].value_counts(sort=False).items())
+    laws = ", ".join(dict.fromkeys(table["approach"]))
+    flagged = int(table["extrapolated"].sum())
+    infeasible = int((~table["feasible"].astype(bool)).sum())
+    notes = [f"{flagged} extrapolated beyond the fitted data"] if flagged else []
+    notes += [f"{infeasible} infeasible"] if infeasible else []
+    return (f"wrote {len(table)} frontier rows ({problems}) for {what}, law {laws}, to {out_path}"
+            + (f"; {', '.join(notes)}" if notes else ""))
 
 
 def run(args):
@@ -518,9 +542,9 @@ def run(args):
     table = frontier(fits, macro=args.macro, n_min=args.n_min, n_max=args.n_max,
                      band=parse_band(args.band), bands=not args.no_bands, **budgets)
     write_csv(table, args.out)
-    logger.info("wrote %d frontier rows to %s", len(table), args.out)
     flagged = table[table["extrapolated"]]
     if len(flagged):
         dims = sorted({d for text in flagged["extrapolated_in"] for d in str(text).split(",") if d})
         logger.warning("%d of %d rows plan outside the fitted data (in %s): see columns extrapolated, "
                        "extrapolated_in", len(flagged), len(table), ", ".join(dims))
+    print(summary_line(table, args.out))

@@ -48,7 +48,25 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------------------- the job's log
 
 def open_job_log(log_path, name, wildcards=None):
-    """Send this process's Python-level stderr (log lines, tqdm bars, warnings) to `log_path`; return a logger."""
+    """Send this process's Python-level stderr (log lines, warnings) to `log_path`; return a logger.
+
+    Hugging Face progress bars ("Loading weights", "Writing model shards", "Generating train split") are turned
+    off for the job: the environment variables are set (libraries read them when first imported, here or in a
+    child process such as torchrun's; an explicit `=0` is left as the user set it), and the disable function of
+    each library already imported (a job-server child inherits them) is called; nothing new is imported. The
+    training and post-training loops see a stderr that is not a terminal and log progress lines instead of bars.
+    """
+    import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    for package, module, function in (("huggingface_hub", "huggingface_hub.utils", "disable_progress_bars"),
+                                      ("datasets", "datasets.utils", "disable_progress_bars"),
+                                      ("transformers", "transformers.utils.logging", "disable_progress_bar")):
+        if package in sys.modules:
+            with warnings.catch_warnings(), contextlib.suppress(Exception):
+                warnings.simplefilter("ignore")  # "cannot disable": the user's =0 has priority
+                getattr(importlib.import_module(module), function)()
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     sys.stderr = open(log_path, "w", buffering=1)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,

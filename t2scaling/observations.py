@@ -77,21 +77,30 @@ def read_table(path, columns=None):
     path = str(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: observation table not found; check the path")
-    suffix = Path(path).suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        elif suffix in (".csv", ".tsv"):
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
-        else:
-            raise ValueError(f"{path}: unknown table format {suffix!r}; save it as .csv or .parquet")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
-        raise ValueError(f"{path}: cannot read the table ({err}); check it is valid CSV/Parquet") from err
+    frame = _read_frame(path)
     frame = _rename(frame.reset_index(drop=True), columns, path)
     obs = Observations(path, _form(frame, path), frame, file_hash(path), list(frame.columns))
     validate(obs)
     logger.info("%s: %d rows, %s form, columns %s", path, len(frame), obs.form, list(frame.columns))
     return obs
+
+
+def _read_frame(path):
+    """The raw frame of a CSV/TSV or Parquet file; a file that cannot be read is a ValueError naming it."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv", ".tsv"):
+        raise ValueError(f"{path}: unknown table format {suffix!r}; save it as .csv or .parquet")
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: cannot read the table: not UTF-8 text (found byte "
+                         f"0x{err.object[err.start]:02x}); save the CSV as UTF-8, or as Parquet") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as err:
+        kind = "Parquet" if suffix in (".parquet", ".pq") else "CSV"
+        raise ValueError(f"{path}: cannot read the table ({type(err).__name__}: {err}); check it is valid "
+                         f"{kind}") from None
 
 
 def _rename(frame, columns, path):
@@ -324,10 +333,10 @@ def k_grid_for(obs, k_grid=None, source="auto"):
             k_grid = DEFAULT_K_GRID
     k = np.asarray(k_grid, dtype=float).ravel()
     if k.size == 0 or not np.all(np.isfinite(k)) or np.any(k < 1):
-        raise ValueError(f"{obs.path}: k grid {list(k)} must hold finite values >= 1; fix --k-grid")
+        raise ValueError(f"{obs.path}: k grid {[float(v) for v in k]} must hold finite values >= 1; fix --k-grid")
     if source == "samples":
         if np.any(k != np.round(k)):
-            raise ValueError(f"{obs.path}: k grid {list(k)} must be integers for sample counts; fix --k-grid")
+            raise ValueError(f"{obs.path}: k grid {[float(v) for v in k]} must be integers for sample counts; fix --k-grid")
         n = obs.frame["n_samples"].to_numpy()
         _fail(obs, "n_samples", n < k.max(), f"is below the largest k = {k.max():g} of the k grid",
               "draw at least k samples per question or use a k grid with smaller values")

@@ -1,25 +1,39 @@
 """`t2scaling plan`: the T² recommendation (N, D, k) for one training and inference budget, beside Chinchilla.
 
-    t2scaling plan results/arc_easy/fit_approach2.json --c-train 1e23 --c-inf 1.4e11
+    t2scaling plan results/tasks/arc_easy/fits/approach2.json --c-train 1e23 --c-inf 1.4e11
+    t2scaling plan results/tasks/*/fits/approach2.json --macro --c-train 1e23 --c-inf 1.4e11
 
-One P1 row of `frontier.frontier` (DESIGN.md §2.6), printed for people: the T²-optimal plan, the Chinchilla
-optimum (k = 1) and the same Chinchilla model served with its inference-corrected k = C_inf/(2N).
+One P1 row of `frontier.frontier` (DESIGN.md §2.6) per fit, or with --macro one row for the mean predicted metric
+over the fits' tasks, printed for people: the T²-optimal plan, the Chinchilla optimum (k = 1) and the same
+Chinchilla model served with its inference-corrected k = C_inf/(2N). A law without k (Chinchilla) gets its
+k = 1 optimum only: no inference budget changes it.
 """
 
 import numpy as np
 
-from t2scaling.frontier import N_MIN, frontier, load_fits, parse_band, parse_budgets
+from t2scaling.fitresult import FitResult
+from t2scaling.frontier import add_search_arguments, frontier, load_fits, parse_band, parse_budgets, N_MIN
 from t2scaling.units import format_flops, format_number, format_params, format_tokens
 
 METRIC_LABELS = {"loss": "task loss -log pass@k (nats), lower is better",
                  "accuracy": "pass@k accuracy, higher is better"}
+HEADER = ("", "N", "D", "tokens/param", "k")
 
 
-def plan(fit, c_train, c_inf=None, n_min=N_MIN, n_max=np.inf, band=(5.0, 95.0)):
-    """The frontier row (a pandas Series) for one fit at C_train FLOPs and C_inf FLOPs per served token (None
-    for a law without k, such as Chinchilla)."""
-    row = frontier([fit], c_train=[c_train], c_inf=None if c_inf is None else [c_inf], n_min=n_min, n_max=n_max,
-                   band=band).iloc[0]
+def plan(fits, c_train, c_inf=None, n_min=N_MIN, n_max=np.inf, band=(5.0, 95.0), macro=None):
+    """The frontier row (a pandas Series) at C_train FLOPs and C_inf FLOPs per served token for one fit, or for
+    the mean metric over a list of fits of one law (the macro average, task "macro"; macro=None: for more than
+    one fit). C_inf is ignored for a law without k (Chinchilla) and may then be None."""
+    fits = [fits] if isinstance(fits, FitResult) else list(fits)
+    macro = len(fits) > 1 if macro is None else macro
+    if len(fits) > 1 and not macro:
+        raise ValueError("plan: several fits give one plan only as their macro average (macro=True)")
+    uses_k = any(fit.model.uses_k for fit in fits)
+    if uses_k and c_inf is None:
+        raise ValueError(f"law {fits[0].law} depends on k: give C_inf (--c-inf, FLOPs per served token)")
+    c_inf = c_inf if uses_k else None
+    row = frontier(fits, c_train=[c_train], c_inf=None if c_inf is None else [c_inf], macro=macro,
+                   n_min=n_min, n_max=n_max, band=band).iloc[0]
     if not row["feasible"] and c_inf is None:
         raise ValueError(f"no feasible plan for C_train = {format_flops(c_train)}: one training token needs "
                          f"N <= C_train/6 = {format_params(c_train / 6)}, below the smallest model searched "
@@ -34,39 +48,49 @@ def plan(fit, c_train, c_inf=None, n_min=N_MIN, n_max=np.inf, band=(5.0, 95.0)):
     return row
 
 
-def format_plan(row, band=(5.0, 95.0)):
-    """Human-readable report of one frontier row: recommendation, both Chinchilla baselines, gains, bands."""
+def _table(rows, metric_header):
+    """Rows of (label, N, D, tokens/param, k, metric) strings as aligned text: the label left, numbers right."""
+    rows = [HEADER + (metric_header,)] + rows
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+            .rstrip() for row in rows]
+
+
+def format_plan(row, band=(5.0, 95.0), tasks=None):
+    """Human-readable report of one frontier row: recommendation, both Chinchilla baselines, gains, bands.
+    tasks: the task names a macro row averages (named in the heading)."""
     metric = row["metric_name"]
     short = "loss" if metric == "loss" else "accuracy"
 
-    def value(x):
-        return f"{x:.4f}" if np.isfinite(x) else "n/a"
-
     def line(label, N, D, k, metric_value):
-        ratio = format_number(D / N) if np.isfinite(N) else "n/a"
-        return (f"  {label:<34}{format_params(N):>14}{format_tokens(D):>15}{ratio:>13}"
-                f"{format_number(k):>11}{value(metric_value):>11}")
+        ratio = format_number(float(D / N)) if np.isfinite(N) else "n/a"
+        value = f"{metric_value:.4f}" if np.isfinite(metric_value) else "n/a"
+        return (label, format_params(float(N)), format_tokens(float(D)), ratio, format_number(float(k)), value)
 
+    who = (f"the mean over {len(tasks)} task{'s' * (len(tasks) != 1)} ({', '.join(tasks)})"
+           if row["task"] == "macro" and tasks
+           else f"task {row['task']!r}")
     if not np.isfinite(row["c_inf"]):  # a law without k: the k = 1 (Chinchilla) optimum is the whole answer
         lines = [
-            f"Compute-optimal plan for task {row['task']!r}, law {row['approach']} ({METRIC_LABELS[metric]})",
+            f"Compute-optimal plan for {who}, law {row['approach']} ({METRIC_LABELS[metric]})",
             f"Budget: C_train = {format_flops(row['c_train'])} (the law has no k: no inference budget applies)",
             "",
-            f"  {'':<34}{'N':>14}{'D':>15}{'tokens/param':>13}{'k':>11}{short:>11}",
-            line("Chinchilla optimum (k = 1)", row["N_star"], row["D_star"], 1.0, row["predicted_metric"]),
+            *_table([line("Chinchilla optimum (k = 1)", row["N_star"], row["D_star"], 1.0, row["predicted_metric"])],
+                    short),
         ]
         return "\n".join(lines + _extrapolation_lines(row))
     lines = [
-        f"T² plan for task {row['task']!r}, law {row['approach']} ({METRIC_LABELS[metric]})",
+        f"T² plan for {who}, law {row['approach']} ({METRIC_LABELS[metric]})",
         f"Budget: C_train = {format_flops(row['c_train'])}, C_inf = {format_flops(row['c_inf'])} per served token",
         "",
-        f"  {'':<34}{'N':>14}{'D':>15}{'tokens/param':>13}{'k':>11}{short:>11}",
-        line("T² optimum", row["N_star"], row["D_star"], row["k_star"], row["predicted_metric"]),
-        line("T² optimum at k_int = floor(k*)", row["N_star"], row["D_star"], row["k_int"],
-             row["predicted_metric_at_k_int"]),
-        line("Chinchilla (k = 1)", row["chinchilla_N"], row["chinchilla_D"], 1.0, row["chinchilla_metric"]),
-        line("Chinchilla, inference-corrected k", row["chinchilla_N"], row["chinchilla_D"], row["chinchilla_k"],
-             row["chinchilla_metric_inference_corrected"]),
+        *_table([
+            line("T² optimum", row["N_star"], row["D_star"], row["k_star"], row["predicted_metric"]),
+            line("T² optimum at k_int = floor(k*)", row["N_star"], row["D_star"], row["k_int"],
+                 row["predicted_metric_at_k_int"]),
+            line("Chinchilla (k = 1)", row["chinchilla_N"], row["chinchilla_D"], 1.0, row["chinchilla_metric"]),
+            line("Chinchilla, inference-corrected k", row["chinchilla_N"], row["chinchilla_D"], row["chinchilla_k"],
+                 row["chinchilla_metric_inference_corrected"]),
+        ], short),
         "",
         f"Gain of T² ({short}, positive = T² better): {row['gain_vs_chinchilla']:+.4f} over Chinchilla at k = 1",
     ]
@@ -98,29 +122,37 @@ def _extrapolation_lines(row):
 
 
 def add_arguments(parser):
-    parser.add_argument("fit", metavar="FIT.json", help="fit JSON written by `t2scaling fit`")
+    parser.add_argument("fits", nargs="+", metavar="FIT.json",
+                        help="fit JSONs written by `t2scaling fit`: one plan each, or with --macro one for all")
     parser.add_argument("--c-train", required=True, metavar="FLOPS", help="training budget, FLOPs (e.g. 1e23)")
     parser.add_argument("--c-inf", metavar="FLOPS",
                         help="inference budget, FLOPs per served token (e.g. 1.4e11); not needed for Chinchilla")
-    parser.add_argument("--n-min", type=float, default=N_MIN, help=f"smallest model searched, params ({N_MIN:g})")
-    parser.add_argument("--n-max", type=float, default=np.inf, help="largest model searched, params (no limit)")
-    parser.add_argument("--band", default="5,95", help="bootstrap percentile band LO,HI (5,95)")
+    add_search_arguments(parser)
+
+
+def _one_budget(text, flag):
+    values = parse_budgets(text, flag)
+    if values.size != 1:
+        raise ValueError(f"{flag} {text!r}: plan takes one budget; use `t2scaling frontier` for a range")
+    return float(values[0])
 
 
 def run(args):
-    budgets = {}
-    (fit,) = load_fits([args.fit])
-    if args.c_inf is None and fit.model.uses_k:
-        raise ValueError(f"{args.fit}: law {fit.law} depends on k; give --c-inf (FLOPs per served token)")
-    for option in ("c_train", "c_inf"):
-        if getattr(args, option) is None:
-            continue
-        flag = "--" + option.replace("_", "-")
-        values = parse_budgets(getattr(args, option), flag)
-        if values.size != 1:
-            raise ValueError(f"{flag} {getattr(args, option)!r}: plan takes one budget; use `t2scaling frontier` "
-                             "for a range")
-        budgets[option] = float(values[0])
+    fits = load_fits(args.fits)
+    for path, fit in zip(args.fits, fits):
+        if args.c_inf is None and fit.model.uses_k:
+            raise ValueError(f"{path}: law {fit.law} depends on k; give --c-inf (FLOPs per served token)")
+    c_train = _one_budget(args.c_train, "--c-train")
+    c_inf = None if args.c_inf is None else _one_budget(args.c_inf, "--c-inf")
     band = parse_band(args.band)
-    row = plan(fit, n_min=args.n_min, n_max=args.n_max, band=band, **budgets)
-    print(format_plan(row, band))
+    search = dict(n_min=args.n_min, n_max=args.n_max, band=band)
+    if args.macro:
+        reports = [format_plan(plan(fits, c_train, c_inf, macro=True, **search), band,
+                               tasks=[fit.task for fit in fits])]
+    else:
+        reports = [format_plan(plan(fit, c_train, c_inf, **search), band) for fit in fits]
+    ignored = [fit for fit in fits if not fit.model.uses_k]
+    if c_inf is not None and ignored:
+        reports.append(f"note: --c-inf does not apply to law {ignored[0].law} (no k): its plan is the k = 1 optimum")
+    print("\n\n".join(reports))
+    return 0

@@ -3,24 +3,30 @@ isoFLOP profiles, the checkpoint grid, held-out extrapolation and frontiers acro
 
 Conventions: log axes where values span decades, units on every axis, one colour per approach
 (Approach 1 blue, Approach 2 red, Chinchilla black), PNG and PDF side by side, sized for a paper column.
+Every figure has constrained layout and its legend outside the data; counts read "59K params"; the style applies
+inside each plotting function only (`styled`), and `save` logs any text that overlaps other text (`text_overlaps`).
 """
 
+import functools
 import logging
 import os
 import tempfile
 from pathlib import Path
 
 import matplotlib
+import matplotlib.cm
+import matplotlib.colors
+import matplotlib.patches
+import matplotlib.text
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-
-from t2scaling.units import format_sci  # noqa: E402
+from t2scaling.units import format_flops, format_params, format_sci
 
 logger = logging.getLogger(__name__)
 
@@ -35,20 +41,106 @@ T2_LAWS = ("approach1", "approach2")  # the T² laws, in panel order
 METRIC_LABEL = {"accuracy": "mean pass@k", "loss": "task loss −log pass@k (nats)"}
 ORIGIN_MARKERS = {"trained": "o", "imported": "s", "validation": "^", "held_out": "D"}
 VARIANT_LINESTYLES = {"base": "-", "ft": "--", "sft": ":"}
-plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7,
-                     "figure.dpi": 150, "savefig.bbox": "tight"})
+# Sized for a paper column; applied inside each plotting function (`styled`), never to the global rcParams.
+STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7, "figure.dpi": 150,
+         "savefig.bbox": "tight"}
+
+
+def styled(function):
+    """Run a plotting function under the module's STYLE (a `matplotlib.rc_context`), leaving rcParams as they were."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            return function(*args, **kwargs)
+    return wrapper
+
+
+def new_figure(nrows=1, ncols=1, figsize=(3.4, 2.8), **subplots):
+    """A constrained-layout figure on its own Agg canvas (no pyplot: no global figure or backend state) and its
+    axes, as `plt.subplots` returns them."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **subplots)
+
+
+def _drawn_texts(fig):
+    """Every visible, non-empty text the renderer draws: titles, axis and tick labels (only ticks inside the view),
+    annotations, legend entries and titles, colorbar labels."""
+    ticks = {}
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                inside = lo - 1e-9 * abs(lo) <= tick.get_loc() <= hi + 1e-9 * abs(hi)
+                ticks.update({id(label): inside for label in (tick.label1, tick.label2)})
+    texts = []
+    for text in fig.findobj(matplotlib.text.Text):
+        shown = text.get_visible() and text.get_text().strip() and ticks.get(id(text), True)
+        if shown and (text.axes is None or text.axes.get_visible()):
+            texts.append(text)
+    return texts
+
+
+def text_overlaps(fig, tolerance=0.5):
+    """Pairs (a, b) of text artists whose rendered boxes overlap by more than `tolerance` pixels each way, drawn
+    with the Agg renderer: colliding tick labels, a y label running into the next panel, a legend over a title."""
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = _drawn_texts(fig)
+    boxes = [text.get_window_extent(renderer) for text in texts]
+    pairs = []
+    for i, a in enumerate(boxes):
+        for j in range(i + 1, len(boxes)):
+            b = boxes[j]
+            if min(a.x1, b.x1) - max(a.x0, b.x0) > tolerance and min(a.y1, b.y1) - max(a.y0, b.y0) > tolerance:
+                pairs.append((texts[i], texts[j]))
+    return pairs
+
+
+def _describe(pairs):
+    return "; ".join(f"{a.get_text()!r} / {b.get_text()!r}" for a, b in pairs)
+
+
+def _nice_log_ticks(axis, max_labels=4):
+    """Readable ticks on a log axis: below a decade, a few 1-2-5 values labelled like 2×10⁶ (matplotlib would
+    label every minor tick, and they run together on a narrow panel); above, decades only."""
+    if axis.get_scale() != "log" or not isinstance(axis.get_major_locator(), matplotlib.ticker.LogLocator):
+        return  # linear, or ticks the figure chose itself
+    lo, hi = sorted(axis.get_view_interval())
+    if not (lo > 0 and np.isfinite(hi)):
+        return
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    if np.log10(hi / lo) >= 1.0:
+        return
+    for steps in ([1, 2, 5], [1, 3], [1]):
+        values = [m * 10.0**e for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+                  for m in steps if lo <= m * 10.0**e <= hi]
+        if len(values) <= max_labels:
+            break
+    if len(values) < 2:  # not even two 1-2-5 values inside: label both ends
+        values = [lo, hi]
+    axis.set_major_locator(matplotlib.ticker.FixedLocator(values))
+    axis.set_major_formatter(matplotlib.ticker.LogFormatterSciNotation(labelOnlyBase=False))
 
 
 def save(fig, path):
-    """Write PNG at `path` and a PDF beside it, atomically."""
+    """Write PNG at `path` and a PDF beside it, atomically, with readable log ticks; log a warning naming any
+    text that overlaps other text (`text_overlaps`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for ax in fig.axes:
+        _nice_log_ticks(ax.xaxis)
+        _nice_log_ticks(ax.yaxis)
+    overlaps = text_overlaps(fig)
+    if overlaps:
+        logger.warning("%s: overlapping text in the figure: %s", path, _describe(overlaps))
     for target in (path, path.with_suffix(".pdf")):
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=target.suffix)
         os.close(fd)
         fig.savefig(tmp, format=target.suffix[1:])
         os.replace(tmp, target)
-    plt.close(fig)
 
 
 def observed_metric(observations, fit, k_grid):
@@ -68,43 +160,43 @@ def observed_metric(observations, fit, k_grid):
     return obs_mod.task_loss_matrix(obs, k_grid, source)
 
 
+@styled
 def plot_fit_quality(observations, fit, k_grid, out_path):
-    """Observed metric vs k per checkpoint (points) and the fitted law at the same (N, D) (lines), with residuals.
-    For Chinchilla (no k): task NLL against D, one colour per model size. fit: a FitResult or its JSON path."""
+    """Observed metric vs k per checkpoint (points) and the fitted law at the same (N, D) (lines), with residuals;
+    one colour per model size, legend beside the panels. For Chinchilla (no k): task NLL against D.
+    fit: a FitResult or its JSON path."""
     if isinstance(fit, (str, os.PathLike)):
         from t2scaling.fitresult import load_fit
 
         fit = load_fit(fit)
     ckpts, k, values = observed_metric(observations, fit, k_grid)
     N, D = ckpts["N"].to_numpy(float), ckpts["D"].to_numpy(float)
-    fig, (ax, res) = plt.subplots(1, 2, figsize=(6.8, 2.8), gridspec_kw={"width_ratios": [3, 2]})
+    sizes = np.unique(N)
+    colours = dict(zip(sizes, matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, len(sizes)))))
+    fig, (ax, res) = new_figure(1, 2, figsize=(7.0, 2.8), gridspec_kw={"width_ratios": [3, 2]})
     if fit.law == "chinchilla":
-        sizes = np.unique(N)
-        cmap = plt.get_cmap("viridis", max(len(sizes), 2))
-        for i, n in enumerate(sizes):
+        for n in sizes:
             pick = N == n
             d_dense = np.geomspace(D[pick].min() / 1.5, D[pick].max() * 1.5, 50)
-            ax.scatter(D[pick], values[pick, 0], s=10, color=cmap(i), zorder=3)
-            ax.plot(d_dense, fit.predict(n, d_dense), color=cmap(i), lw=0.9, label=f"N = {n:.2g}")
-            res.scatter(D[pick], values[pick, 0] - fit.predict(n, D[pick]), s=8, color=cmap(i))
-        ax.set(xscale="log", xlabel="training tokens D", ylabel="mean task NLL (nats)")
-        res.set(xscale="log", xlabel="training tokens D")
+            ax.scatter(D[pick], values[pick, 0], s=10, color=colours[n], zorder=3)
+            ax.plot(d_dense, fit.predict(n, d_dense), color=colours[n], lw=0.9)
+            res.scatter(D[pick], values[pick, 0] - fit.predict(n, D[pick]), s=8, color=colours[n])
+        xlabel, ylabel = "training tokens D", "mean task NLL (nats)"
     else:
-        cmap = plt.get_cmap("viridis", max(len(N), 2))
         k_dense = np.geomspace(k.min(), k.max(), 100)
         for i in range(len(N)):
-            ax.scatter(k, values[i], s=10, color=cmap(i), zorder=3)
-            ax.plot(k_dense, fit.predict(N[i], D[i], k_dense), color=cmap(i), lw=0.9,
-                    label=f"N={N[i]:.2g}, D={D[i]:.2g}")
-            res.scatter(k, values[i] - fit.predict(N[i], D[i], k), s=8, color=cmap(i))
-        ylabel = "mean pass@k" if fit.metric == "accuracy" else "task loss −log pass@k (nats)"
-        ax.set(xscale="log", xlabel="samples k", ylabel=ylabel)
-        res.set(xscale="log", xlabel="samples k")
-    ax.set_title(f"{fit.task}: {APPROACH_STYLE.get(fit.law, {'label': fit.law})['label']} (R² = {fit.r2:.3f})")
+            ax.scatter(k, values[i], s=10, color=colours[N[i]], zorder=3)
+            ax.plot(k_dense, fit.predict(N[i], D[i], k_dense), color=colours[N[i]], lw=0.9)
+            res.scatter(k, values[i] - fit.predict(N[i], D[i], k), s=8, color=colours[N[i]])
+        xlabel, ylabel = "samples k", METRIC_LABEL[fit.metric]
+    ax.set(xscale="log", xlabel=xlabel, ylabel=ylabel)
+    res.set(xscale="log", xlabel=xlabel, ylabel="observed − fitted", title="residuals")
     res.axhline(0, color="black", lw=0.6)
-    res.set(ylabel="observed − fitted", title="residuals")
-    if len(N) <= 12 or fit.law == "chinchilla":
-        ax.legend(frameon=False, loc="best")
+    ax.set_title(f"{fit.task}: {APPROACH_STYLE.get(fit.law, {'label': fit.law})['label']} (R² = {fit.r2:.3f})")
+    handles = [Line2D([], [], color=colours[n], lw=0.9, marker="o", markersize=3, label=format_params(n))
+               for n in sizes]
+    fig.legend(handles=handles, loc="outside right upper", frameon=False, title="model size N",
+               title_fontsize=7, ncols=-(-len(sizes) // 14))
     save(fig, out_path)
 
 
@@ -124,20 +216,19 @@ def _shade(colour, j):
     return tuple(rgb + (1.0 - rgb) * min(0.55, 0.3 * j))
 
 
+@styled
 def plot_frontiers(frontier_csvs, out_path, c_inf=None):
     """Three panels against C_train: optimal tokens/param (with the 20 tokens/param line), N* and D*, for every
     law in the tables and each C_inf, with the Chinchilla (k = 1) optimum in black. Solid where the plan lies
     inside the data the fits saw (frontier column `extrapolated`), dashed where it extrapolates; the fitted
-    C_train range is shaded."""
-    from t2scaling.units import format_flops
-
+    C_train range is shaded; the legend says which is which."""
     table = pd.concat([pd.read_csv(path) for path in frontier_csvs], ignore_index=True)
     table = table[(table["problem"] == "P1") & table["feasible"]]
     if c_inf is not None:
         table = table[table["c_inf"].isin(list(c_inf)) | table["c_inf"].isna()]
     if "extrapolated" not in table:  # tables written before the flag existed: say nothing is measured
         table = table.assign(extrapolated=True, data_c_train_min=np.nan, data_c_train_max=np.nan)
-    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.6), layout="constrained")
+    fig, axes = new_figure(1, 3, figsize=(7.5, 2.9))
     panels = [("tokens_per_param", "chinchilla_tokens_per_param", "tokens per parameter D*/N*"),
               ("N_star", "chinchilla_N", "optimal parameters N*"),
               ("D_star", "chinchilla_D", "optimal tokens D*")]
@@ -145,7 +236,7 @@ def plot_frontiers(frontier_csvs, out_path, c_inf=None):
     lo, hi = table["data_c_train_min"].min(), table["data_c_train_max"].max()
     for ax, (column, baseline, label) in zip(axes, panels):
         if np.isfinite(lo) and np.isfinite(hi):
-            ax.axvspan(lo, hi, color="0.9", lw=0, label="C_train range of the fitted data")
+            ax.axvspan(lo, hi, color="0.85", lw=0, label="C_train range of the fitted data")
         for law, by_law in table.groupby("approach"):
             style = APPROACH_STYLE.get(law, {"color": "tab:green", "label": law})
             if law == "chinchilla":
@@ -153,7 +244,7 @@ def plot_frontiers(frontier_csvs, out_path, c_inf=None):
             for j, ci in enumerate(c_infs):
                 rows = by_law[by_law["c_inf"] == ci].sort_values("c_train")
                 _split_by_range(ax, rows["c_train"], rows[column], rows["extrapolated"], color=_shade(style["color"], j),
-                                label=f"{style['label']}, C_inf = {format_flops(ci)}/token")
+                                label=f"{style['label']}, C_inf = {format_flops(ci)} per token")
         # Chinchilla's own fit when it is in the tables, else the k = 1 baseline carried by the T² rows.
         own = table[table["approach"] == "chinchilla"]
         chin = (own if len(own) else table).drop_duplicates("c_train").sort_values("c_train")
@@ -164,9 +255,11 @@ def plot_frontiers(frontier_csvs, out_path, c_inf=None):
             ax.axhline(20, color="gray", ls=":", lw=0.8, label="20 tokens/param")
         ax.set(xscale="log", yscale="log", xlabel="training compute C_train (FLOPs)", ylabel=label)
     task = ", ".join(sorted(table["task"].unique()))
-    fig.suptitle(f"Compute-optimal allocation: {task} (solid: inside the fitted data; dashed: extrapolated)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
+    fig.suptitle(f"Compute-optimal allocation: {task}")
+    handles, _ = axes[0].get_legend_handles_labels()
+    handles += [Line2D([], [], color="dimgray", lw=1.3, label="solid: inside the fitted data"),
+                Line2D([], [], color="dimgray", lw=0.9, ls="--", label="dashed: extrapolated")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
     save(fig, out_path)
 
 
@@ -174,10 +267,10 @@ def plot_frontiers(frontier_csvs, out_path, c_inf=None):
 
 def _level_colours(c_train):
     """One colour per isoFLOP level (sequential, light end cut so it stays visible) and a discrete colorbar."""
-    colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(c_train)))
+    colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, len(c_train)))
     cmap = ListedColormap(colours)
     edges = np.arange(len(c_train) + 1) - 0.5
-    return colours, plt.cm.ScalarMappable(BoundaryNorm(edges, cmap.N), cmap)
+    return colours, matplotlib.cm.ScalarMappable(BoundaryNorm(edges, cmap.N), cmap)
 
 
 def _add_level_colorbar(fig, axes, c_train, mappable):
@@ -186,6 +279,7 @@ def _add_level_colorbar(fig, axes, c_train, mappable):
     bar.set_label("training compute C_train (FLOPs)")
 
 
+@styled
 def plot_isoflop_profiles(tasks, levels, c_inf, out_path, title=None):
     """IsoFLOP profiles of the T² laws: predicted metric vs N along D = C_train/(6N), one curve per level.
 
@@ -259,8 +353,7 @@ def plot_isoflop_profiles(tasks, levels, c_inf, out_path, title=None):
 
     colours, mappable = _level_colours(c_train)
     rows = [("k = 1", lambda N: np.ones_like(N)), ("k = C_inf/(2N)", lambda N: c_inf / (2.0 * N))]
-    fig, axes = plt.subplots(2, len(laws), figsize=(3.1 * len(laws) + 0.9, 5.0), squeeze=False,
-                             layout="constrained")
+    fig, axes = new_figure(2, len(laws), figsize=(3.1 * len(laws) + 0.9, 5.0), squeeze=False)
     marks = []
     for j, law in enumerate(laws):
         table = frontiers[law]
@@ -356,6 +449,21 @@ def _require_columns(frame, columns, where):
         raise ValueError(f"{where}: missing columns {missing}; it has {list(frame.columns)}")
 
 
+def compute_levels(C, rtol=0.05, min_gap_decades=0.2):
+    """The distinct training budgets among compute values C (FLOPs): values within `rtol` of each other are one
+    level (whole-step rounding moves a cell's 6ND slightly off its isoFLOP level), at their geometric mean; the
+    most populated levels first, any closer than `min_gap_decades` to one already kept dropped (tick labels)."""
+    C = np.sort(np.asarray(C, float))
+    groups = np.split(C, np.flatnonzero(C[1:] > C[:-1] * (1.0 + rtol)) + 1)
+    kept = []
+    for group in sorted(groups, key=len, reverse=True):
+        level = float(np.exp(np.mean(np.log(group))))
+        if all(abs(np.log10(level / other)) >= min_gap_decades for other in kept):
+            kept.append(level)
+    return sorted(kept)
+
+
+@styled
 def plot_checkpoint_grid(cells, out_path, title=None):
     """Every checkpoint as a point: N (params) vs C_train = 6ND (FLOPs), coloured by tokens/param D/N, marker by
     origin (trained, imported, validation, held_out), with iso-tokens/param guide lines (paper Fig. 8).
@@ -375,7 +483,7 @@ def plot_checkpoint_grid(cells, out_path, title=None):
         raise ValueError(f"{where}: unknown origin {unknown}; use one of {list(ORIGIN_MARKERS)}")
     logger.info("checkpoint grid: %s", cells["origin"].value_counts().to_dict())
     C, ratio = 6.0 * N * D, D / N
-    fig, ax = plt.subplots(figsize=(3.4, 3.2), layout="constrained")
+    fig, ax = new_figure(figsize=(3.6, 3.4))
     xlim, ylim = (C.min() / 2.5, C.max() * 2.5), (N.min() / 2.5, N.max() * 2.5)
     c_line = np.geomspace(*xlim, 50)
     decades = range(int(np.floor(np.log10(ratio.min()))), int(np.ceil(np.log10(ratio.max()))) + 1)
@@ -402,7 +510,9 @@ def plot_checkpoint_grid(cells, out_path, title=None):
                handletextpad=0.3)
     ax.set(xscale="log", yscale="log", xlim=xlim, ylim=ylim, xlabel="training compute C_train = 6ND (FLOPs)",
            ylabel="model size N (params)", title=title or f"Checkpoints ({len(cells)})")
-    # A grid spanning under two decades gets labelled minor ticks, which collide on the compute axis.
+    # The isoFLOP levels as the compute axis' ticks (a grid spans a decade or two: one decade tick at most).
+    levels = compute_levels(C)
+    ax.set_xticks(levels, labels=[format_sci(c, 2) for c in levels], rotation=90 if len(levels) > 3 else 0)
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     save(fig, out_path)
 
@@ -413,6 +523,7 @@ EXTRAPOLATION_COLUMNS = ["task", "approach", "metric", "checkpoint", "N", "D", "
                          "predicted", "rel_abs_error"]
 
 
+@styled
 def plot_extrapolation(table, out_path):
     """Predicted vs measured on held-out checkpoints with the y = x line, one panel per metric: mean pass@k (every
     law and baseline) and task loss in nats (the laws that predict it); colour per law or baseline, marker per
@@ -440,7 +551,7 @@ def plot_extrapolation(table, out_path):
     metrics += sorted(set(table[column]) - set(metrics))
     tasks = list(dict.fromkeys(table["task"].fillna("").astype(str)))
     markers = dict(zip(tasks, ["o", "s", "^", "D", "v", "P", "X", "*"] * (len(tasks) // 8 + 1)))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.6), squeeze=False, layout="constrained")
+    fig, axes = new_figure(1, len(metrics), figsize=(3.6 * len(metrics), 3.6), squeeze=False)
     summary = []
     for ax, metric in zip(axes[0], metrics):
         rows = table[table[column] == metric]
@@ -454,8 +565,9 @@ def plot_extrapolation(table, out_path):
         for approach, part in rows.groupby("approach", sort=True):
             style = styles.get(approach, {"color": "tab:purple", "label": approach})
             for task, points in part.groupby(part["task"].fillna("").astype(str), sort=False):
+                # the laws on top of the baselines, whose points would otherwise hide them where they agree
                 ax.scatter(points["measured"], points["predicted"], s=16, marker=markers[task], color=style["color"],
-                           edgecolor="white", lw=0.4, zorder=3)
+                           edgecolor="white", lw=0.4, zorder=4 if approach in T2_LAWS else 3)
             error = 100.0 * part["rel_abs_error"].mean()
             # Near a measured loss of 0 the relative error explodes; the log-ratio counts decades off instead.
             ratio = np.abs(np.log(part["predicted"] / part["measured"])).mean() if metric in losses else np.nan
@@ -470,7 +582,7 @@ def plot_extrapolation(table, out_path):
             ax.set(xscale="log", yscale="log")
         ax.set_title(f"held-out checkpoints: {'task loss' if metric in losses else 'pass@k'}")
         # Below the panel: the under-predicted points of a baseline fill the lower-right corner.
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, title_fontsize=7,
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.24), frameon=False, title_fontsize=7,
                   title="mean |log(pred / meas)|" if metric in losses else "mean |relative error|")
     fig.legend(handles=[Line2D([], [], marker=m, ls="", color="gray", markeredgecolor="white", label=t or "(no task)")
                         for t, m in markers.items()], loc="outside lower center", frameon=False,
@@ -481,6 +593,7 @@ def plot_extrapolation(table, out_path):
 
 # ------------------------------------------------------------------------------------ post-training variants
 
+@styled
 def plot_variant_frontiers(frontiers, out_path, c_inf):
     """Optimal tokens/param vs C_train per task for the base model and its post-trained variants (paper Fig. 5).
 
@@ -509,11 +622,15 @@ def plot_variant_frontiers(frontiers, out_path, c_inf):
               for i, v in enumerate(variants)}
     cols = min(len(tasks), 4)
     rows_n = -(-len(tasks) // cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(1.9 * cols + 1.2, 1.9 * rows_n + 0.7), squeeze=False,
-                             sharex=True, sharey=True, layout="constrained")
+    fig, axes = new_figure(rows_n, cols, figsize=(1.9 * cols + 1.2, 1.9 * rows_n + 0.7), squeeze=False,
+                           sharex=True, sharey=True)
     approaches = [a for a in T2_LAWS if a in set(table["approach"])]
     approaches += sorted(set(table["approach"]) - set(approaches) - {"chinchilla"})
     for ax, task in zip(axes.flat, tasks):
+        if "data_c_train_min" in table:  # the base model's measured range; extrapolated beyond it
+            base = table[(table["task"] == task) & (table["variant"] == variants[0])]
+            if np.isfinite(base["data_c_train_min"].min()) and np.isfinite(base["data_c_train_max"].max()):
+                ax.axvspan(base["data_c_train_min"].min(), base["data_c_train_max"].max(), color="0.85", lw=0)
         for variant in variants:
             mine = table[(table["task"] == task) & (table["variant"] == variant)]
             for approach in approaches:
@@ -530,7 +647,7 @@ def plot_variant_frontiers(frontiers, out_path, c_inf):
     for ax in axes.flat[len(tasks):]:
         ax.set_visible(False)
     for ax in axes[-1]:
-        ax.set_xlabel("C_train (FLOPs)")
+        ax.set_xlabel("training compute C_train (FLOPs)")
     for ax in axes[:, 0]:
         ax.set_ylabel("optimal tokens/param D*/N*")
     handles = [Line2D([], [], color=APPROACH_STYLE.get(a, {"color": "tab:green"})["color"],
@@ -538,6 +655,8 @@ def plot_variant_frontiers(frontiers, out_path, c_inf):
     handles += [Line2D([], [], color="black", lw=0.9, label="Chinchilla (k = 1)"),
                 Line2D([], [], color="gray", ls=":", lw=0.8, label="20 tokens/param")]
     handles += [Line2D([], [], color="dimgray", ls=styles[v], label=v) for v in variants]
+    if "data_c_train_min" in table:
+        handles.append(matplotlib.patches.Patch(color="0.85", lw=0, label="C_train range of the fitted data"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False)
     fig.suptitle(f"Optimal tokens/param by variant, C_inf = {format_sci(c_inf)} FLOPs per served token")
     save(fig, out_path)

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ from tqdm.auto import tqdm
 from t2scaling.atomic import replace_dir
 
 logger = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 10.0  # seconds between progress lines when no tqdm bar is shown (a job's log)
 
 MODES = ("ft", "sft")
 IGNORE = -100  # label of tokens outside the loss (torch's cross_entropy ignore_index)
@@ -210,7 +212,13 @@ def posttrain(checkpoint_dir, task_table, out_dir, *, mode="sft", epochs=6, batc
     pad_id = _pad_id(tokenizer)
     model.train()
     losses, records = [], []
-    bar = tqdm(range(steps), desc=f"{mode} {task or ''}".strip(), unit="step")
+    name = f"{mode} {task or ''}".strip()
+    # Progress: a tqdm bar on a terminal; otherwise (a job's log) a logged line after the first step, then every
+    # PROGRESS_EVERY_S, and after the last one.
+    show_bar = sys.stderr.isatty()
+    bar = tqdm(range(steps), desc=name, unit="step", disable=not show_bar)
+    loop_start = line_time = time.perf_counter()
+    line_step = 0
     for step in bar:
         batch = pad_batch([examples[j] for j in order[step * batch_size: (step + 1) * batch_size]], pad_id)
         input_ids, attention_mask, labels = (t.to(device) for t in batch)
@@ -226,6 +234,14 @@ def posttrain(checkpoint_dir, task_table, out_dir, *, mode="sft", epochs=6, batc
         losses.append(loss.item())
         records.append({"step": step + 1, "loss": losses[-1], "seconds": time.perf_counter() - t0})
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        now = time.perf_counter()
+        if not show_bar and (step == 0 or now - line_time >= PROGRESS_EVERY_S or step + 1 == steps):
+            done = step + 1
+            pace = (done - line_step) / max(now - line_time, 1e-9)  # steps/s since the last line
+            logger.info("%s: step %d/%d (%.0f%%), loss %.4f, %.3g steps/s, elapsed %s, ETA %s", name, done, steps,
+                        100 * done / steps, losses[-1], pace, tqdm.format_interval(now - loop_start),
+                        tqdm.format_interval((steps - done) / pace))
+            line_time, line_step = now, done
     bar.close()
     model.eval()
 

@@ -56,6 +56,7 @@ from t2scaling import __version__
 from t2scaling.atomic import replace_dir
 from t2scaling.grid import trunk_name
 from t2scaling.model import build_model, model_counts
+from t2scaling.units import format_count
 
 logger = logging.getLogger(__name__)
 
@@ -464,6 +465,17 @@ def _loss_terms(model, inputs, targets, z_loss, autocast):
     return nll, z_loss * lse_squared
 
 
+PROGRESS_EVERY_S = 10.0  # seconds between progress lines when no tqdm bar is shown (a job's log)
+
+
+def _log_progress(cell_id, step, stop_step, record, *, steps_per_s, tokens_per_s):
+    """One human-readable progress line: step/total, loss, throughput, MFU, lr, ETA at the recent pace."""
+    eta = tqdm.format_interval((stop_step - step) / steps_per_s) if steps_per_s > 0 else "?"
+    logger.info("%s: step %d/%d (%.0f%%), loss %.4f, %s tokens/s, MFU %.1f%%, lr %.3g, elapsed %s, ETA %s",
+                cell_id, step, stop_step, 100 * step / stop_step, record["loss"], format_count(tokens_per_s),
+                100 * record["mfu"], record["lr"], tqdm.format_interval(record["elapsed_s"]), eta)
+
+
 def _train_steps(s, *, cell_id, start_step, stop_step, lr_fn, history, records, elapsed, identity,
                  state_dir, keep_steps=(), log_path=None):
     """The one training loop: updates start_step..stop_step-1 of run `s` (a _Session).
@@ -471,6 +483,8 @@ def _train_steps(s, *, cell_id, start_step, stop_step, lr_fn, history, records, 
     history: per-step mean train NLL (global), extended in place; records: JSONL log records, extended in
     place. Saves a state at every step in keep_steps (kept), every checkpoint_every_s / _steps (only the
     newest is kept) and at stop_step. Returns the elapsed training seconds (across invocations).
+    Progress (rank 0): a tqdm bar on a terminal (unless recipe.progress is off); otherwise, as in a job's log,
+    a logged line (`_log_progress`) at the first loss sync, then every PROGRESS_EVERY_S, and at stop_step.
     """
     r = s.recipe
     keep_steps = set(keep_steps)
@@ -482,13 +496,16 @@ def _train_steps(s, *, cell_id, start_step, stop_step, lr_fn, history, records, 
     losses, norms = [], []
     last_save = last_flush = time.perf_counter()
     flush_step = start_step
+    show_bar = s.rank == 0 and r.progress and sys.stderr.isatty()
     bar = tqdm(total=stop_step, initial=start_step, desc=cell_id, unit="step", mininterval=2,
-               disable=s.rank != 0 or not r.progress)
+               disable=not show_bar)
+    log_lines = s.rank == 0 and not show_bar
+    line_time, line_step = None, start_step  # the last progress line (None: none yet)
     log_file = open(log_path, "a") if (log_path and s.rank == 0) else None
 
     def flush(step):
         """Sync the buffered losses (all ranks), check them, log; `step` = updates done."""
-        nonlocal losses, norms, last_flush, flush_step
+        nonlocal losses, norms, last_flush, flush_step, line_time, line_step
         stacked = torch.stack([torch.stack(losses), torch.stack(norms)])
         if s.world > 1:
             dist.all_reduce(stacked)
@@ -513,6 +530,12 @@ def _train_steps(s, *, cell_id, start_step, stop_step, lr_fn, history, records, 
             log_file.write(json.dumps(record) + "\n")
             log_file.flush()
         bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{tokens_per_s:.3g}", mfu=f"{record['mfu']:.1%}")
+        if log_lines and (line_time is None or now - line_time >= PROGRESS_EVERY_S or step == stop_step):
+            since = now - (t0 if line_time is None else line_time)
+            steps_per_s = (step - line_step) / max(since, 1e-9)
+            _log_progress(cell_id, step, stop_step, record, steps_per_s=steps_per_s,
+                          tokens_per_s=steps_per_s * s.tokens_per_step)
+            line_time, line_step = now, step
         losses, norms, last_flush, flush_step = [], [], now, step
 
     t0 = time.perf_counter()

@@ -160,3 +160,35 @@ def test_a_dying_server_takes_its_children_and_fails_their_jobs(server_env, tmp_
         assert wait_until(lambda: not pid_alive(child), timeout=10), "the child outlived its server"
     finally:
         client.kill()
+
+
+OPEN_JOB_LOG = """
+import json, os, sys
+if sys.argv[2] == "preloaded":
+    import datasets, transformers
+from t2scaling.jobs import open_job_log
+open_job_log(sys.argv[1], "probe")
+state = dict(imported=sorted(m for m in ("transformers", "datasets", "huggingface_hub") if m in sys.modules),
+             hub=os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS"), ds=os.environ.get("HF_DATASETS_DISABLE_PROGRESS_BARS"))
+if "transformers" in sys.modules:
+    import datasets.utils, huggingface_hub.utils, transformers.utils.logging
+    state["bars"] = [transformers.utils.logging.is_progress_bar_enabled(), datasets.utils.are_progress_bars_disabled(),
+                     huggingface_hub.utils.are_progress_bars_disabled()]
+print(json.dumps(state))
+"""
+
+
+@pytest.mark.parametrize("case", ["light", "preloaded"])
+def test_job_log_turns_hugging_face_progress_bars_off_without_importing_them(tmp_path, case):
+    """A light job imports no Hugging Face library for it, but its children (and later imports) read the switches
+    from the environment; in a job-server child, which inherits them imported, they are switched off in place."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_DISABLE_PROGRESS_BARS")}
+    done = subprocess.run([sys.executable, "-c", OPEN_JOB_LOG, str(tmp_path / "job.log"), case], env=env,
+                          capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
+    state = json.loads(done.stdout)
+    assert (state["hub"], state["ds"]) == ("1", "1")
+    if case == "light":
+        assert state["imported"] == [] and "bars" not in state
+    else:
+        assert state["bars"] == [False, True, True]
+    assert "rule probe" in (tmp_path / "job.log").read_text()

@@ -1,5 +1,7 @@
 """`t2scaling plan` and the units formatting it prints with."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -111,3 +113,60 @@ def test_cli_plan_on_a_k_law_without_c_inf_says_so(tmp_path, capsys):
     path = write_fit(tmp_path / "fit.json", law="approach1", params=A1)
     assert cli.main(["plan", path, "--c-train", "1e23"]) == 2
     assert "depends on k; give --c-inf" in capsys.readouterr().err
+
+
+def table_rows(text):
+    """The plan's table lines (label, N, D, tokens/param, k, metric), split on the two-space column gaps."""
+    return [re.split(r" {2,}", line.strip()) for line in text.splitlines()
+            if "params" in line and "tokens" in line and not line.startswith(("Bootstrap", "The Chinchilla"))]
+
+
+def test_plan_table_columns_never_run_together(tmp_path, capsys):
+    path = write_fit(tmp_path / "a.json", law="approach1", params=A1, task="a")
+    assert cli.main(["plan", path, "--c-train", "1e29", "--c-inf", "1.4e16"]) == 0
+    text = capsys.readouterr().out
+    rows = table_rows(text)
+    assert len(rows) == 4 and all(len(r) == 6 for r in rows), rows  # every cell separated from the next
+    row = plan(FitResult(law="approach1", params=A1, task="a"), 1e29, 1.4e16)
+    assert rows[0][1:5] == [format_params(row["N_star"]), format_tokens(row["D_star"]),
+                            format_number(row["tokens_per_param"]), format_number(row["k_star"])]
+    lines = [line for line in text.splitlines() if "params" in line and "tokens" in line]
+    header = next(line for line in text.splitlines() if "tokens/param" in line)
+    ends = {len(line) for line in lines + [header]}
+    assert len(ends) == 1  # right-aligned: the metric column ends in one place on every line
+    assert "np.float64" not in text
+
+
+def test_cli_plan_macro_averages_the_tasks(tmp_path, capsys):
+    a = write_fit(tmp_path / "a.json", law="approach1", params=A1, task="a")
+    b = write_fit(tmp_path / "b.json", law="approach1", params=dict(A1, A=300.0), task="b")
+    assert cli.main(["plan", a, b, "--macro", "--c-train", "1e23", "--c-inf", "1.4e11"]) == 0
+    text = capsys.readouterr().out
+    fits = [FitResult(law="approach1", params=A1, task="a"), FitResult(law="approach1", params=dict(A1, A=300.0),
+                                                                        task="b")]
+    row = frontier(fits, c_train=[1e23], c_inf=[1.4e11], macro=True).iloc[0]
+    assert "T² plan for the mean over 2 tasks (a, b), law approach1" in text
+    assert table_rows(text)[0][1] == format_params(row["N_star"]) and f"{row['predicted_metric']:.4f}" in text
+    # without --macro: one plan per fit
+    assert cli.main(["plan", a, b, "--c-train", "1e23", "--c-inf", "1.4e11"]) == 0
+    text = capsys.readouterr().out
+    assert "T² plan for task 'a'" in text and "T² plan for task 'b'" in text and "mean over" not in text
+    single = plan(fits[1], 1e23, 1.4e11)
+    assert format_params(single["N_star"]) in text
+
+
+def test_cli_plan_macro_of_different_laws_is_refused(tmp_path, capsys):
+    a = write_fit(tmp_path / "a.json", law="approach1", params=A1, task="a")
+    b = write_fit(tmp_path / "b.json", law="approach2", params=A2, task="b")
+    assert cli.main(["plan", a, b, "--macro", "--c-train", "1e23", "--c-inf", "1.4e11"]) == 2
+    assert "averages fits of one law" in capsys.readouterr().err
+
+
+def test_cli_plan_on_chinchilla_with_c_inf_still_prints_only_k1(tmp_path, capsys):
+    path = write_fit(tmp_path / "pretrain.json", law="chinchilla", params=CHIN, task="pretrain")
+    assert cli.main(["plan", path, "--c-train", "1e25", "--c-inf", "1.4e11"]) == 0
+    text = capsys.readouterr().out
+    assert "T² optimum" not in text and "inference-corrected" not in text
+    rows = table_rows(text)
+    assert len(rows) == 1 and rows[0][0] == "Chinchilla optimum (k = 1)" and rows[0][4] == "1.00"
+    assert "--c-inf does not apply to law chinchilla" in text

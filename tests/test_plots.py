@@ -1,14 +1,20 @@
 """Paper figures: every plot writes a valid PNG and PDF, and the numbers a figure marks are the planner's."""
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import matplotlib
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
 from t2scaling import frontier as fr
-from t2scaling import plots, tables
+from t2scaling import plots, tables, units
 from t2scaling.fitresult import FitResult
 
 CHIN = dict(A=478.0, B=2143.0, E=1.817, alpha=0.347, beta=0.367)
@@ -213,3 +219,113 @@ def test_frontier_comparison_job_writes_table_and_figure(tmp_path):
     assert list(pd.read_csv(out["csv"])["variant"]) == list(table["variant"])
     assert out["md"].read_text().startswith("## Optimal tokens per parameter, base vs post-trained, C_inf = 2e+09")
     assert_figure(out["png"])
+
+
+# ------------------------------------------------------------------------------------------ readable figures
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """{file name: figure} of every figure the plot functions save during the test."""
+    figures = {}
+    real = plots.save
+
+    def keep(fig, path):
+        real(fig, path)
+        figures[Path(path).name] = fig
+
+    monkeypatch.setattr(plots, "save", keep)
+    return figures
+
+
+def every_figure(tmp_path):
+    """Each public plot function once, on small synthetic inputs."""
+    path, levels, _ = grid(tmp_path)
+    task_fits = fits("t")
+    for law, fit in task_fits.items():
+        plots.plot_fit_quality(path, fit, [1, 4, 16, 64], tmp_path / f"fit_{law}.png")
+    csvs = []
+    for law, fit in task_fits.items():
+        csvs.append(tmp_path / f"frontier_{law}.csv")
+        fr.write_csv(fr.frontier([fit], c_train=np.geomspace(1e17, 1e24, 8), c_inf=[C_INF, 1.4e11], bands=False),
+                     csvs[-1])
+    plots.plot_frontiers(csvs, tmp_path / "frontier.png")
+    plots.plot_isoflop_profiles({"t": (path, task_fits)}, levels, C_INF, tmp_path / "iso.png")
+    plots.plot_checkpoint_grid(GRID, tmp_path / "grid.png")
+    test_extrapolation(tmp_path)
+    test_variant_frontiers(tmp_path)
+
+
+GRID = pd.DataFrame({"name": list("abcdefg"), "N": [1e7, 3e7, 1e8, 5e6, 2e6, 1e7, 3e7],
+                     "D": [2e8, 6e8, 2e9, 5e10, 1e11, 4e8, 1.2e9],
+                     "origin": ["trained", "trained", "imported", "validation", "held_out", "trained", "trained"]})
+
+
+def test_text_overlaps_finds_colliding_tick_labels_and_text():
+    fig, ax = plots.new_figure(figsize=(2.0, 2.0))
+    ax.set(xscale="log", xlim=(1.5e6, 7e6))  # under a decade: every minor tick labelled, as in the old residuals
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.LogFormatterSciNotation(labelOnlyBase=False,
+                                                                           minor_thresholds=(10, 10)))
+    ax.text(0.2, 0.5, "one label", transform=ax.transAxes)
+    ax.text(0.25, 0.5, "another label", transform=ax.transAxes)
+    pairs = {(a.get_text(), b.get_text()) for a, b in plots.text_overlaps(fig)}
+    assert ("one label", "another label") in pairs
+    assert any("10^{6}" in a and "10^{6}" in b for a, b in pairs)  # 2×10⁶ runs into 3×10⁶
+    fig, ax = plots.new_figure()
+    ax.set(xlabel="x", ylabel="y", title="fine")
+    assert plots.text_overlaps(fig) == []
+
+
+def test_every_figure_has_no_overlapping_text(tmp_path, drawn, caplog):
+    with caplog.at_level(logging.WARNING, logger="t2scaling.plots"):
+        every_figure(tmp_path)
+    assert {"fit_chinchilla.png", "fit_approach1.png", "fit_approach2.png", "frontier.png", "iso.png", "grid.png",
+            "ex.png", "variants.png"} <= set(drawn)
+    for name, fig in drawn.items():
+        assert plots.text_overlaps(fig) == [], name
+        assert fig.get_layout_engine() is not None, f"{name}: no constrained layout"
+    assert "overlapping text" not in caplog.text
+
+
+def test_residual_ticks_are_few_and_readable(tmp_path, drawn):
+    path, _, _ = grid(tmp_path)
+    plots.plot_fit_quality(path, fits("t")["chinchilla"], [1], tmp_path / "fit.png")
+    residuals = drawn["fit.png"].axes[1]
+    shown = [t.get_text() for t in residuals.get_xticklabels(minor=True) if t.get_text()]
+    assert shown == []  # no labelled minor ticks
+    assert all("params" in t.get_text() for t in drawn["fit.png"].legends[0].get_texts())  # "59K params", not 5.9e+04
+
+
+def test_checkpoint_grid_ticks_are_the_isoflop_levels(tmp_path, drawn):
+    plots.plot_checkpoint_grid(GRID, tmp_path / "grid.png")
+    ax = drawn["grid.png"].axes[0]
+    C = 6 * GRID["N"] * GRID["D"]
+    levels = plots.compute_levels(C)
+    assert len(levels) == 5  # 6ND = 1.2e16 ... 1.2e18 (two cells); 1.5e18 is too close to 1.2e18 for a label
+    np.testing.assert_allclose(ax.get_xticks(), levels)
+    assert [t.get_text() for t in ax.get_xticklabels()] == [units.format_sci(c, 2) for c in levels]
+
+
+def test_frontier_figure_marks_the_fitted_range(tmp_path, drawn):
+    csvs = []
+    for law, fit in fits("t").items():
+        csvs.append(tmp_path / f"{law}.csv")
+        table = fr.frontier([fit], c_train=np.geomspace(1e17, 1e24, 8), c_inf=[C_INF], bands=False)
+        table = table.assign(extrapolated=table["c_train"] > 1e19, data_c_train_min=1e17, data_c_train_max=1e19)
+        fr.write_csv(table, csvs[-1])
+    plots.plot_frontiers(csvs, tmp_path / "frontier.png")
+    labels = [t.get_text() for t in drawn["frontier.png"].legends[0].get_texts()]
+    assert {"C_train range of the fitted data", "solid: inside the fitted data", "dashed: extrapolated"} <= set(labels)
+    assert any("C_inf = 2.0e9 FLOPs per token" in label for label in labels)
+
+
+def test_plots_leave_global_rcparams_alone(tmp_path):
+    code = ("import matplotlib; before = matplotlib.rcParams.copy(); import t2scaling.plots; "
+            "after = matplotlib.rcParams.copy(); "
+            "print(sorted(k for k in before if before[k] != after[k]))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={k: v for k, v in os.environ.items() if k != "MPLBACKEND"})
+    assert run.stdout.strip() == "[]", run.stdout + run.stderr
+    before = matplotlib.rcParams.copy()
+    plots.plot_checkpoint_grid(GRID, tmp_path / "grid.png")
+    after = matplotlib.rcParams.copy()  # copies: reading the global "backend" would resolve it
+    assert sorted(k for k in before if before[k] != after[k]) == []

@@ -236,3 +236,53 @@ def test_cli(base, table_path, tmp_path, capsys):
     bad = write_task_table(task_table().query("split == 'test'"), tmp_path / "t.parquet")
     assert cli.main(["posttrain", "--checkpoint", str(base), "--task-table", str(bad), "--out", str(out)]) == 2
     assert "t.parquet: the task has no train split" in capsys.readouterr().err
+
+
+@pytest.fixture
+def job_log(tmp_path, monkeypatch):
+    """A function that makes the rest of the test run as a workflow job does: `jobs.open_job_log` (stderr to a
+    file, not a terminal; Hugging Face bars off); returns the log's path. Opened inside the test's body, since
+    pytest resets sys.stderr between setup and call. Stderr, logging, environment and the bar switches are
+    restored after the test."""
+    import logging
+    import sys
+
+    import transformers.utils.logging as hf_logging
+
+    from t2scaling import jobs
+
+    root = logging.getLogger()
+    monkeypatch.setattr(sys, "stderr", sys.stderr)
+    monkeypatch.setattr(root, "handlers", [])  # pytest's own handlers stay untouched
+    monkeypatch.setattr(root, "level", root.level)
+    for variable in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        monkeypatch.delenv(variable, raising=False)
+    bars = hf_logging.is_progress_bar_enabled()
+    opened = []
+
+    def start():
+        jobs.open_job_log(tmp_path / "job.log", "posttrain")
+        opened.append(sys.stderr)
+        return tmp_path / "job.log"
+
+    yield start
+    for stream in opened:
+        stream.close()
+    if bars:
+        hf_logging.enable_progress_bar()
+
+
+def test_a_job_log_gets_progress_lines_and_no_bars(base, table_path, tmp_path, job_log, monkeypatch):
+    import t2scaling.posttrain as P
+
+    monkeypatch.setattr(P, "PROGRESS_EVERY_S", 0.0)  # a line after every step
+    log = job_log()
+    meta = posttrain(base, table_path, tmp_path / "out", batch_size=4, max_steps=3, threads=1, task="facts")
+    text = log.read_text()
+    assert "\r" not in text
+    for bar in ("Loading weights", "Writing model shards", "it/s]", "step/s]"):
+        assert bar not in text
+    lines = [line for line in text.splitlines() if ": sft facts: step " in line]
+    assert [line.split(": step ")[1].split(" ")[0] for line in lines] == ["1/3", "2/3", "3/3"], text
+    assert all(", loss " in line and " steps/s, elapsed " in line and ", ETA " in line for line in lines)
+    assert f"loss {meta['posttrain']['initial_loss']:.4f}" in lines[0]

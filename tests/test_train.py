@@ -377,3 +377,37 @@ def test_cpu_fp32_attention_is_plain_sdpa_with_and_without_padding():
         for mask in (None, padded):
             torch.testing.assert_close(fp32(input_ids=ids, attention_mask=mask).logits,
                                        plain(input_ids=ids, attention_mask=mask).logits, rtol=0, atol=0)
+
+
+def test_a_job_log_gets_progress_lines_and_no_bar(data, tmp_path, monkeypatch):
+    """Run as a workflow job does (`jobs.open_job_log`: stderr to a file, not a terminal): one human-readable
+    line per loss sync here (PROGRESS_EVERY_S = 0), no tqdm frames even with progress on, the JSONL log as before."""
+    import logging
+
+    import transformers.utils.logging as hf_logging
+
+    from t2scaling import jobs
+
+    root = logging.getLogger()
+    bars = hf_logging.is_progress_bar_enabled()
+    monkeypatch.setattr(sys, "stderr", sys.stderr)
+    monkeypatch.setattr(root, "handlers", [])  # pytest's own handlers stay untouched
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    monkeypatch.setattr(T, "PROGRESS_EVERY_S", 0.0)
+    jobs.open_job_log(tmp_path / "job.log", "train")
+    try:
+        T.train_cell(str(tmp_path / "ckpt"), **cell(data, 6, log_every=2, progress=True,
+                                                    log_path=str(tmp_path / "train.jsonl")))
+    finally:
+        sys.stderr.close()
+        if bars:
+            hf_logging.enable_progress_bar()
+    text = (tmp_path / "job.log").read_text()
+    assert "\r" not in text and "step/s]" not in text and "Writing model shards" not in text
+    lines = [line for line in text.splitlines() if ": w32-l2-test: step " in line]
+    assert [line.split(": step ")[1].split(" ")[0] for line in lines] == ["2/6", "4/6", "6/6"], text
+    records = [json.loads(line) for line in open(tmp_path / "train.jsonl")]
+    assert [r["step"] for r in records] == [2, 4, 6]
+    for line, record in zip(lines, records):
+        assert f"loss {record['loss']:.4f}, " in line and " tokens/s, MFU " in line and ", ETA " in line

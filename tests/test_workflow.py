@@ -352,6 +352,16 @@ def test_paper_scale_dry_run_is_fast_and_complete(tmp_path):
     assert seconds <= 30, f"paper-scale dry run took {seconds:.1f} s"
 
 
+def test_the_workflow_profile_never_overrides_the_cluster_profile():
+    """Snakemake applies profiles/default beside `--profile profiles/slurm`, and its keys win: it may only hold
+    keys the cluster profile lacks or sets alike."""
+    workflow = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    cluster = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert workflow["rerun-triggers"] == ["mtime", "params", "input", "software-env"]
+    assert {key: value for key, value in workflow.items() if key in cluster and cluster[key] != value} == {}
+    assert not {"cores", "jobs", "latency-wait", "keep-going", "default-resources", "set-resources"} & set(workflow)
+
+
 def test_slurm_profile_gives_train_jobs_a_gpu(tmp_path):
     run = subprocess.run([*SNAKEMAKE, "-n", "--profile", str(REPO / "profiles/slurm"), "--configfile",
                           str(REPO / "configs/paper.yaml"), "-s", str(REPO / "Snakefile"), "--directory",
@@ -372,3 +382,13 @@ def test_snakefmt_is_clean():
     run = subprocess.run([sys.executable, "-m", "snakefmt", "--check", *files], cwd=REPO,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_smoke_figures_have_no_overlapping_text(smoke):
+    """plots.save checks every figure it writes with plots.text_overlaps (text boxes from the Agg renderer) and
+    logs a warning naming the texts that collide; no job of the smoke run logged one."""
+    logs = sorted((smoke / "logs").rglob("*.log"))
+    assert any("plots" in log.relative_to(smoke).parts for log in logs), "no plot job logs"
+    flagged = {str(log.relative_to(smoke)): line for log in logs
+               for line in log.read_text(errors="replace").splitlines() if "overlapping text" in line}
+    assert flagged == {}, flagged

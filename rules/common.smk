@@ -34,6 +34,10 @@ from t2scaling.grid import (  # noqa: E402
     wsd_siblings,
 )
 from t2scaling.inputs import named  # noqa: E402
+from t2scaling.units import register_report_filters  # noqa: E402
+
+# Report captions (report/*.rst) format config values with t2scaling.units: {{ x|flops }}, |si, |number.
+register_report_filters()
 
 # YAML 1.1 reads 3e12 as a string: a number wherever the schema wants one. Snakemake keeps the last of two
 # equal keys silently, so the config files it read are read again for duplicates.
@@ -495,3 +499,48 @@ def all_outputs():
     if POSTTRAIN_MODES:
         out += ["results/posttrain/comparison.csv"]
     return out
+
+
+# On a cluster, only these rules are submitted as jobs: they train, fine-tune, evaluate or score checkpoints, or
+# build the corpus. Every other rule (tasks, collection, fits, frontiers, plots, tables, extrapolation,
+# validation) takes seconds and runs on the submit host instead of one sbatch each (88 submissions for the smoke
+# config). tests/test_profiles.py checks that the two lists cover every rule.
+CLUSTER_RULES = [
+    "train",
+    "evaluate",
+    "posttrain",
+    "posttrain_evaluate",
+    "val_loss",
+    "corpus",
+    "world",
+]
+
+
+localrules:
+    all,
+    task_table,
+    task_train_table,
+    collect,
+    fit,
+    pretrain_losses,
+    pretrain_fit,
+    frontier,
+    macro_frontier,
+    plot_fit,
+    plot_frontier,
+    plot_macro_frontier,
+    plot_isoflops,
+    plot_macro_isoflops,
+    plot_grid,
+    table1,
+    parameter_table,
+    task_grades,
+    extrapolate,
+    extrapolation_summary,
+    posttrain_collect,
+    posttrain_fit,
+    posttrain_frontier,
+    posttrain_compare,
+    validation_plan,
+    validation_table,
+    validate,

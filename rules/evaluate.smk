@@ -8,8 +8,6 @@ rule evaluate:
         "logs/evaluate/{task}/{cell}.log",
     benchmark:
         "benchmarks_out/evaluate/{task}/{cell}.tsv"
-    group:
-        "evaluate"
     conda:
         "../envs/torch.yaml"
     threads: 1

@@ -25,9 +25,15 @@ rule extrapolation_summary:
             "results/extrapolation/summary.csv",
             caption="../report/extrapolation.rst",
             category="validation",
-            labels={"table": "extrapolation error"},
+            labels={"table": "extrapolation error (CSV)"},
         ),
         markdown="results/extrapolation/summary.md",
+        html=report(
+            "results/extrapolation/summary.html",
+            caption="../report/extrapolation.rst",
+            category="validation",
+            labels={"table": "extrapolation error"},
+        ),
         plot=report(
             "results/extrapolation/predicted_vs_measured.png",
             caption="../report/extrapolation.rst",

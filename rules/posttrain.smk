@@ -21,6 +21,8 @@ rule posttrain:
         "logs/posttrain/{mode}/{task}/{cell}.log",
     benchmark:
         "benchmarks_out/posttrain/{mode}/{task}/{cell}.tsv"
+    group:
+        "posttrain"
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -45,7 +47,7 @@ use rule evaluate as posttrain_evaluate with:
     benchmark:
         "benchmarks_out/posttrain/{mode}/evaluate/{task}/{cell}.tsv"
     group:
-        "posttrain_evaluate"
+        "posttrain"
     params:
         checkpoint=lambda wildcards, input: input.checkpoint,
 
@@ -92,9 +94,15 @@ rule posttrain_compare:
             "results/posttrain/comparison.csv",
             caption="../report/posttrain.rst",
             category="post-training",
-            labels={"table": "base vs FT vs SFT"},
+            labels={"table": "base vs FT vs SFT (CSV)"},
         ),
         markdown="results/posttrain/comparison.md",
+        html=report(
+            "results/posttrain/comparison.html",
+            caption="../report/posttrain.rst",
+            category="post-training",
+            labels={"table": "base vs FT vs SFT"},
+        ),
         plot=report(
             "results/posttrain/plots/frontiers.png",
             caption="../report/posttrain.rst",

@@ -7,9 +7,15 @@ rule table1:
             "results/tables/table1.csv",
             caption="../report/table1.rst",
             category="experiment",
-            labels={"table": "Table 1: overtrained vs Chinchilla-optimal"},
+            labels={"table": "Table 1: overtrained vs Chinchilla-optimal (CSV)"},
         ),
         markdown="results/tables/table1.md",
+        html=report(
+            "results/tables/table1.html",
+            caption="../report/table1.rst",
+            category="experiment",
+            labels={"table": "Table 1: overtrained vs Chinchilla-optimal"},
+        ),
     log:
         "logs/tables/table1.log",
     conda:
@@ -33,9 +39,15 @@ rule parameter_table:
             "results/tables/parameters.csv",
             caption="../report/parameters.rst",
             category="experiment",
-            labels={"table": "fitted parameters"},
+            labels={"table": "fitted parameters (CSV)"},
         ),
         markdown="results/tables/parameters.md",
+        html=report(
+            "results/tables/parameters.html",
+            caption="../report/parameters.rst",
+            category="experiment",
+            labels={"table": "fitted parameters"},
+        ),
     log:
         "logs/tables/parameters.log",
     conda:
@@ -54,9 +66,15 @@ rule task_grades:
             "results/tables/task_grades.csv",
             caption="../report/task_grades.rst",
             category="experiment",
-            labels={"table": "pass@1 by isoFLOP level (task grading)"},
+            labels={"table": "pass@1 by isoFLOP level (task grading) (CSV)"},
         ),
         markdown="results/tables/task_grades.md",
+        html=report(
+            "results/tables/task_grades.html",
+            caption="../report/task_grades.rst",
+            category="experiment",
+            labels={"table": "pass@1 by isoFLOP level (task grading)"},
+        ),
     log:
         "logs/tables/task_grades.log",
     conda:

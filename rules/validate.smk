@@ -34,9 +34,15 @@ rule validation_table:
             "results/validate/table.csv",
             caption="../report/validate.rst",
             category="validation",
-            labels={"table": "predicted-optimal cells, measured"},
+            labels={"table": "predicted-optimal cells, measured (CSV)"},
         ),
         markdown="results/validate/table.md",
+        html=report(
+            "results/validate/table.html",
+            caption="../report/validate.rst",
+            category="validation",
+            labels={"table": "predicted-optimal cells, measured"},
+        ),
         grid=report(
             "results/validate/checkpoint_grid.png",
             caption="../report/grid.rst",

@@ -15,6 +15,7 @@ characters inside that token before the answer.
 import dataclasses
 import inspect
 import logging
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -405,7 +406,8 @@ def evaluate_task(checkpoint_dir, task_table_path, out_path, *, mode="likelihood
     logger.info("evaluating %s on %s: %d questions, mode %s", checkpoint_dir, source, len(table), mode)
     out = evaluate_questions(model, tokenizer, table, mode=mode, verifier=get_verifier(task) if task else None,
                              n_samples=n_samples, temperature=temperature, batch_size=batch_size, seed=seed,
-                             max_new_tokens=max_new_tokens)
+                             max_new_tokens=max_new_tokens,
+                             progress=sys.stderr.isatty())  # a bar on a terminal; a job log gets the summary line
     _atomic_parquet(out, out_path)
     summary = f"mean NLL {out['nll'].mean():.4f} nats, mean p {np.exp(-out['nll']).mean():.4f}"
     if mode == "sampling":

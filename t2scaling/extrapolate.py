@@ -320,7 +320,7 @@ def extrapolate_task(observations_table, settings, out_path, task=""):
     return table
 
 
-def write_summary(tables, csv_path, md_path, plot_path):
+def write_summary(tables, csv_path, md_path, plot_path, html_path=None):
     """Rule extrapolation_summary: the per-point tables of every task (CSV paths) pooled, summarised (`summarise`)
     into csv_path and md_path, and plotted (predicted vs measured) into plot_path; returns the summary."""
     from t2scaling.plots import plot_extrapolation
@@ -328,7 +328,8 @@ def write_summary(tables, csv_path, md_path, plot_path):
 
     table = pd.concat([pd.read_csv(path) for path in tables], ignore_index=True)
     summary = summarise(table)
-    write_table(summary, csv_path, md_path, title="Relative absolute error of held-out predictions")
+    write_table(summary, csv_path, md_path, html_path=html_path,
+                title="Relative absolute error of held-out predictions")
     plot_extrapolation(table, plot_path)
     logger.info("extrapolation over %d tasks:\n%s", table["task"].nunique(), summary.to_string(index=False))
     return summary

@@ -429,15 +429,16 @@ def plot_isoflop_files(observations, fit_paths, levels, c_inf, out_path):
     return marked
 
 
-def write_frontier_comparison(frontiers, c_train, c_inf, csv_path, md_path, plot_path):
+def write_frontier_comparison(frontiers, c_train, c_inf, csv_path, md_path, plot_path, html_path=None):
     """Rule posttrain_compare: `tables.frontier_comparison` of {variant: [frontier CSVs]} (base first) into
     csv_path and md_path, and the variants' frontiers plotted into plot_path; returns the table."""
     from t2scaling.tables import frontier_comparison, write_table
 
     frontiers = {variant: list(paths) for variant, paths in frontiers.items()}
     table = frontier_comparison(frontiers, c_train, c_inf)
-    write_table(table, csv_path, md_path, title="Optimal tokens per parameter, base vs post-trained, "
-                                                f"C_inf = {c_inf:.3g} FLOPs per token")
+    write_table(table, csv_path, md_path, html_path=html_path,
+                title="Optimal tokens per parameter, base vs post-trained, "
+                      f"C_inf = {format_flops(c_inf)} per served token")
     plot_variant_frontiers(frontiers, plot_path, c_inf)
     logger.info("post-training comparison of %s: %d rows", ", ".join(frontiers), len(table))
     return table

@@ -22,6 +22,11 @@ TABLES = ("tables", "posttrain/comparison.csv", "extrapolation", "validate")
 FIGURES = ("tasks/*/plots", "macro/plots", "plots", "extrapolation", "validate")
 
 
+
+def _count(n, noun):
+    """'1 table', '2 tables'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
 def _fit_files(root):
     """Every fit JSON: results/**/fits/*.json and the pretraining-loss fit."""
     return sorted({*root.glob("**/fits/*.json"), *root.glob("pretrain/chinchilla.json")})
@@ -54,10 +59,10 @@ def _fits_section(root):
             what = ", ".join(filter(None, [str(fit.get("law", "")), f"task {fit['task']}" if fit.get("task") else ""]))
             unconverged.append(f"{path} ({what})" if what else str(path))
     if not unconverged and not unreadable:
-        return [f"  fits: {len(files)} fit JSONs, all converged"]
-    out = [f"  fits: {len(files)} fit JSONs, {len(unconverged)} not converged (kept with converged=false: their "
+        return [f"  fits: {_count(len(files), 'fit JSON')}, all converged"]
+    out = [f"  fits: {_count(len(files), 'fit JSON')}, {len(unconverged)} not converged (kept with converged=false: their "
            "forecasts are not trustworthy; each file's problems are in its job's log)" if unconverged else
-           f"  fits: {len(files)} fit JSONs"]
+           f"  fits: {_count(len(files), 'fit JSON')}"]
     out += _listed(unconverged)
     if unreadable:
         out.append(f"  fits: {len(unreadable)} unreadable:")
@@ -88,11 +93,13 @@ def _frontiers_section(root):
             where = f" (outside the data in {', '.join(dims)})" if dims else ""
             flagged.append(f"{path}: {len(hits)} of {len(table)} rows{where}")
     if total_flagged:
-        out = [f"  forecasts: {total_flagged} of {rows} frontier rows in {len(files)} tables are extrapolated beyond "
+        out = [f"  forecasts: {total_flagged} of {_count(rows, 'frontier row')} in {_count(len(files), 'table')} "
+               "are extrapolated beyond "
                "the fitted data (columns extrapolated, extrapolated_in; dashed in the frontier figures):"]
         out += _listed(flagged)
     else:
-        out = [f"  forecasts: {rows} frontier rows in {len(files)} tables, none extrapolated beyond the fitted data"]
+        out = [f"  forecasts: {_count(rows, 'frontier row')} in {_count(len(files), 'table')}, none extrapolated "
+               "beyond the fitted data"]
     if unreadable:
         out.append(f"  forecasts: {len(unreadable)} frontier tables unreadable:")
         out += _listed(unreadable)

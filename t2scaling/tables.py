@@ -17,7 +17,7 @@ from t2scaling import observations as obs_mod
 from t2scaling.atomic import atomic_file
 from t2scaling.bootstrap import question_bootstrap
 from t2scaling.passk import pass_at_k_exact, pass_at_k_unbiased
-from t2scaling.units import format_count, format_number, format_sci
+from t2scaling.units import format_count, format_flops, format_number, format_sci
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,9 @@ def _num(x, digits=3):
     return format_sci(x, digits) if math.isfinite(x) and abs(x) >= 1e5 else format_number(x, digits)
 
 
-def _cell(column, value, digits=3):
-    """One Markdown cell: counts as 1.23M, FLOPs as 1.2e18, other numbers at `digits` significant digits."""
+def cell_text(column, value, digits=3):
+    """One table cell as a reader sees it (Markdown and HTML views): counts as 1.23M, FLOPs as 1.2e18, other
+    numbers at `digits` significant digits, booleans as yes/no, missing values blank."""
     if value is None or (isinstance(value, str) and value == ""):
         return ""
     if isinstance(value, (bool, np.bool_)):
@@ -55,7 +56,12 @@ def _cell(column, value, digits=3):
         if "N" in name or "D" in name:  # N, D, N_star, chinchilla_N, approach2_N_star, ...
             return format_count(value, digits)
         return _num(value, digits)
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return str(value)
+
+
+def _cell(column, value, digits=3):
+    """One Markdown cell: `cell_text`, with pipes escaped and newlines folded."""
+    return cell_text(column, value, digits).replace("|", "\\|").replace("\n", " ")
 
 
 def markdown(frame, title=None, digits=3, right=None):
@@ -74,13 +80,49 @@ def markdown(frame, title=None, digits=3, right=None):
     return "\n".join(lines) + "\n"
 
 
-def write_table(frame, csv_path, md_path=None, title=None):
-    """Write `frame` as CSV (full precision, blank for missing) and, if md_path, as Markdown; both atomically."""
+_HTML_STYLE = ("body{font-family:system-ui,sans-serif;font-size:14px;margin:1em}"
+               "table{border-collapse:collapse}th,td{padding:2px 8px;border-bottom:1px solid #ddd}"
+               "th{text-align:left;background:#f4f4f4;position:sticky;top:0}td.num,th.num{text-align:right}"
+               "td.num{font-variant-numeric:tabular-nums}tr:hover td{background:#f8f8ff}")
+
+
+def html_table(frame, title=None, digits=3, note=None):
+    """A standalone HTML page of `frame` (what the Snakemake report shows inline): every column, cells formatted
+    as in the Markdown view (`cell_text`), numeric columns right-aligned, an optional <h2> title and a note
+    below the table."""
+    from html import escape
+
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+               for c in frame.columns]
+    align = [' class="num"' if n else "" for n in numeric]
+    head = "".join(f"<th{a}>{escape(str(c))}</th>" for c, a in zip(frame.columns, align))
+    body = "\n".join(
+        "<tr>" + "".join(f"<td{a}>{escape(cell_text(str(c), v, digits))}</td>"
+                         for c, v, a in zip(frame.columns, values, align)) + "</tr>"
+        for values in frame.itertuples(index=False))
+    heading = escape(title) if title else "table"
+    parts = ['<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">', f"<title>{heading}</title>",
+             f"<style>{_HTML_STYLE}</style></head><body>"]
+    if title:
+        parts.append(f"<h2>{escape(title)}</h2>")
+    parts += ["<table>", f"<thead><tr>{head}</tr></thead>", f"<tbody>\n{body}\n</tbody>", "</table>"]
+    extra = f" {escape(note)}" if note else ""
+    parts.append(f"<p>{len(frame)} rows. Full precision in the CSV beside this file.{extra}</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_table(frame, csv_path, md_path=None, title=None, html_path=None, digits=3):
+    """Write `frame` as CSV (full precision, blank for missing) and, if md_path, as Markdown and, if html_path, as
+    an HTML page (`html_table`, the view the report shows); all atomically."""
     with atomic_file(csv_path) as tmp:
         frame.to_csv(tmp, index=False)
     if md_path:
         with atomic_file(md_path) as tmp, open(tmp, "w") as fh:
-            fh.write(markdown(frame, title))
+            fh.write(markdown(frame, title, digits))
+    if html_path:
+        with atomic_file(html_path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(html_table(frame, title, digits))
 
 
 def read_frontier(path):
@@ -437,7 +479,7 @@ def _same_tasks(first, second, what):
     return list(first)
 
 
-def write_table1(observations, frontiers, checkpoints, c_train, c_inf, csv_path, md_path):
+def write_table1(observations, frontiers, checkpoints, c_train, c_inf, csv_path, md_path, html_path=None):
     """Rule table1: `table1` of every task into csv_path and md_path; returns the table (tasks in the order given).
 
     observations: {task: observation table}; frontiers: {task: [that task's frontier CSVs, one per law]}, paired
@@ -446,31 +488,33 @@ def write_table1(observations, frontiers, checkpoints, c_train, c_inf, csv_path,
     tasks = _same_tasks(observations, frontiers, "table1 observations and frontiers")
     table = pd.concat([table1(task, observations[task], frontiers[task], checkpoints, c_train, c_inf)
                        for task in tasks], ignore_index=True)
-    write_table(table, csv_path, md_path,
-                title=f"Best overtrained vs Chinchilla-optimal checkpoint at C_train = {c_train:.3g} FLOPs, "
-                      f"C_inf = {c_inf:.3g} FLOPs per token")
+    write_table(table, csv_path, md_path, html_path=html_path,
+                title=f"Best overtrained vs Chinchilla-optimal checkpoint at C_train = {format_flops(c_train)}, "
+                      f"C_inf = {format_flops(c_inf)} per served token")
     logger.info("Table 1 for %d tasks at C_train %g", len(tasks), c_train)
     return table
 
 
-def write_task_grades(observations, levels, losses, csv_path, md_path):
+def write_task_grades(observations, levels, losses, csv_path, md_path, html_path=None):
     """Rule task_grades: `task_grades` into csv_path and md_path, each of its problems logged as a warning;
     returns the table. observations: {task: observation table}; levels: {C_train: [cell names]} or its items
     (grid.isoflop_levels); losses: the pretraining validation-loss CSV (or None)."""
     table = task_grades(dict(observations), dict(levels), losses)
-    write_table(table, csv_path, md_path, title="Measured pass@1 per isoFLOP level: best cell, and its gain over "
-                                                "the lowest level's best (95 % CI)")
+    write_table(table, csv_path, md_path, html_path=html_path,
+                title="Measured pass@1 per isoFLOP level: best cell, and its gain over the lowest level's best "
+                      "(95 % CI)")
     for problem in table.attrs["problems"]:
         logger.warning(problem)
     return table
 
 
-def write_parameter_table(fit_paths, csv_path, md_path):
-    """Rule parameter_table: `parameter_table` of the fit JSONs into csv_path, its wide view into md_path."""
+def write_parameter_table(fit_paths, csv_path, md_path, html_path=None):
+    """Rule parameter_table: `parameter_table` of the fit JSONs into csv_path (and its HTML view into html_path),
+    its wide view into md_path."""
     from t2scaling.fitresult import load_fit
 
     table = parameter_table([load_fit(path) for path in fit_paths])
-    write_table(table, csv_path)
+    write_table(table, csv_path, html_path=html_path, digits=4, title="Fitted parameters")
     with atomic_file(md_path) as tmp, open(tmp, "w") as fh:
         fh.write(parameter_markdown(table, title="Fitted parameters"))
     logger.info("parameter table: %d rows", len(table))

@@ -697,35 +697,59 @@ def train_cell(out_dir, *, cell_id, width, depth, tokens, train_tokens_path, val
     identity = dict(s.identity, schedule="cosine", total_steps=total, warmup_steps=warmup)
     lr_fn = functools.partial(lr_at, lr=r.lr, warmup_steps=warmup, total_steps=total, schedule="cosine")
     scratch_dir = scratch_dir or f"{out_dir.rstrip(os.sep)}.scratch"
-    os.makedirs(scratch_dir, exist_ok=True)
-    history, records = [], []
-    start, elapsed = _resume(s, scratch_dir, identity, total, history, records)
-    _rewrite_log(log_path, records, s.rank)
-    logger.info("cell %s: N = %d, D = %d tokens (%d steps of %d), from step %d on %s", cell_id, s.counts["N"],
-                total * s.tokens_per_step, total, s.tokens_per_step, start, s.device)
-    elapsed = _train_steps(s, cell_id=cell_id, start_step=start, stop_step=total, lr_fn=lr_fn, history=history,
-                           records=records, elapsed=elapsed, identity=identity, state_dir=scratch_dir,
-                           log_path=log_path)
-    meta = _base_meta(s, cell_id, total, "cosine", warmup, elapsed)
-    meta.update(resumed_from_step=start, tokens_processed=(total - start) * s.tokens_per_step)
-    return _finish(s, out_dir, val_tokens_path=val_tokens_path, meta=meta, history=history, records=records,
-                   scratch_dir=scratch_dir)
+    with _cell_lock(s, scratch_dir, out_dir) as finished_elsewhere:
+        if finished_elsewhere:
+            return _finished_meta(out_dir, cell_id)
+        os.makedirs(scratch_dir, exist_ok=True)
+        history, records = [], []
+        start, elapsed = _resume(s, scratch_dir, identity, total, history, records)
+        _rewrite_log(log_path, records, s.rank)
+        logger.info("cell %s: N = %d, D = %d tokens (%d steps of %d), from step %d on %s", cell_id, s.counts["N"],
+                    total * s.tokens_per_step, total, s.tokens_per_step, start, s.device)
+        elapsed = _train_steps(s, cell_id=cell_id, start_step=start, stop_step=total, lr_fn=lr_fn, history=history,
+                               records=records, elapsed=elapsed, identity=identity, state_dir=scratch_dir,
+                               log_path=log_path)
+        meta = _base_meta(s, cell_id, total, "cosine", warmup, elapsed)
+        meta.update(resumed_from_step=start, tokens_processed=(total - start) * s.tokens_per_step)
+        return _finish(s, out_dir, val_tokens_path=val_tokens_path, meta=meta, history=history, records=records,
+                       scratch_dir=scratch_dir)
 
 
 @contextlib.contextmanager
-def _locked(directory, rank):
-    """Exclusive lock on a trunk dir (rank 0 holds it for the job), so two cells of one size never extend
-    the same trunk at once."""
+def _locked(lock_path, rank):
+    """Exclusive lock on `lock_path` (rank 0 holds it for the job): on a trunk dir's `.lock`, two cells of one
+    size never extend the same trunk at once; beside a cell's scratch dir, two trainers never share it."""
     if rank != 0:
         yield
         return
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, ".lock"), "w") as handle:
+    os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
+    with open(lock_path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _cell_lock(s, scratch_dir, out_dir):
+    """Hold the cell's lock (`{scratch_dir}.lock`) while training it; yields True when another trainer of the same
+    cell (a resubmitted job whose first copy kept running) finished it while this one waited: then the caller keeps
+    that checkpoint instead of training over the other's scratch state and deleting it."""
+    meta_path = os.path.join(out_dir, "t2_meta.json")
+    existed = os.path.exists(meta_path)
+    with _locked(f"{scratch_dir.rstrip(os.sep)}.lock", s.rank):
+        finished = [not existed and os.path.exists(meta_path)]
+        if s.world > 1:
+            dist.broadcast_object_list(finished, src=0)
+        yield finished[0]
+
+
+def _finished_meta(out_dir, cell_id):
+    logger.info("cell %s: another trainer finished it while this one waited for its lock; keeping %s", cell_id,
+                out_dir)
+    with open(os.path.join(out_dir, "t2_meta.json")) as fh:
+        return json.load(fh)
 
 
 def _trunk_identity(s):
@@ -756,7 +780,7 @@ def train_trunk(trunk_dir, *, width, depth, branch_tokens, train_tokens_path, to
         branches[branch] = tokens
     identity = _trunk_identity(s)
     lr_fn = functools.partial(lr_at, lr=r.lr, warmup_steps=s.warmup_steps, schedule="constant")
-    with _locked(trunk_dir, s.rank):
+    with _locked(os.path.join(trunk_dir, ".lock"), s.rank):
         s.barrier()
         meta_path = os.path.join(trunk_dir, "trunk_meta.json")
         known = json.load(open(meta_path)) if os.path.exists(meta_path) else dict(identity=identity, branches={})
@@ -800,6 +824,17 @@ def train_decay(out_dir, *, cell_id, trunk_dir, tokens, width, depth, train_toke
     lr_fn = functools.partial(lr_at, lr=r.lr, warmup_steps=s.warmup_steps, total_steps=total, schedule="wsd",
                               decay_fraction=r.decay_fraction, decay_shape=r.decay_shape)
     scratch_dir = scratch_dir or f"{out_dir.rstrip(os.sep)}.scratch"
+    with _cell_lock(s, scratch_dir, out_dir) as finished_elsewhere:
+        if finished_elsewhere:
+            return _finished_meta(out_dir, cell_id)
+        return _decay_locked(s, out_dir, cell_id=cell_id, trunk_dir=trunk_dir, tokens=tokens, total=total,
+                             branch=branch, identity=identity, lr_fn=lr_fn, val_tokens_path=val_tokens_path,
+                             scratch_dir=scratch_dir, log_path=log_path)
+
+
+def _decay_locked(s, out_dir, *, cell_id, trunk_dir, tokens, total, branch, identity, lr_fn, val_tokens_path,
+                  scratch_dir, log_path):
+    r = s.recipe
     os.makedirs(scratch_dir, exist_ok=True)
     history, records = [], []
     start, elapsed = _resume(s, scratch_dir, identity, total, history, records)

@@ -71,3 +71,37 @@ def format_number(x, digits=3):
     if abs(x) < 10 ** -(digits - 1):
         return format_sci(x, digits)
     return _round_sig(x, digits)
+
+
+# ------------------------------------------------------------------------------------------ report captions
+
+def _each(formatter, unit=""):
+    """A Jinja filter: `formatter` on a number, or on each of a list joined with commas; then the unit."""
+    def apply(value, digits=2):
+        if value is None:
+            return "none"
+        if isinstance(value, (list, tuple)):
+            text = ", ".join(formatter(float(v), digits) for v in value)
+        else:
+            text = formatter(float(value), digits)
+        return f"{text} {unit}".rstrip()
+    return apply
+
+
+def report_filters():
+    """Jinja filters for the report captions (report/*.rst), so that a caption prints config values as the plots
+    and tables do: ``{{ x|flops }}`` -> '1.0e23 FLOPs' (a list: '1.0e22, 1.0e23 FLOPs'), ``|sci``, ``|si``
+    (a count: '1.2B'), ``|number`` ('2,833'; digits as the argument). None of them shadows a built-in filter."""
+    return {"flops": _each(format_sci, "FLOPs"), "sci": _each(format_sci), "si": _each(format_count),
+            "number": _each(lambda x, d: f"{x:,.0f}" if x.is_integer() and abs(x) < 1e15
+                            else format_number(x, max(d, 3)))}
+
+
+def register_report_filters():
+    """Make `report_filters` available to every Jinja environment created afterwards in this process (Snakemake
+    builds the report's with jinja2's default filters and offers no hook of its own); a no-op without jinja2."""
+    try:
+        from jinja2 import defaults
+    except ImportError:
+        return
+    defaults.DEFAULT_FILTERS.update(report_filters())

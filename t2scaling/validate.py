@@ -395,9 +395,15 @@ def validation_markdown(table, title=None):
                         "ci_high", "predicted_approach2", "gain_pass_at_k", "gain_ci_low", "gain_ci_high",
                         "measured_task_loss", "predicted_approach1",
                         "gain_task_loss") if c in table]
-    if title is None and len(table):
-        title = f"Measured vs predicted at C_inf = {format_flops(table['c_inf'].iloc[0])} per served token"
+    if title is None:
+        title = validation_title(table)
     return markdown(table[keep], title)
+
+
+def validation_title(table):
+    """The heading of validation_table's views (None for an empty table)."""
+    return f"Measured vs predicted at C_inf = {format_flops(table['c_inf'].iloc[0])} per served token" if len(table) \
+        else None
 
 
 # ------------------------------------------------------------------------------------------ the workflow's jobs
@@ -431,7 +437,8 @@ def validation_grid(grid, plan):
     return rows
 
 
-def write_validation(plan_path, evals, fit_paths, grid, csv_path, md_path, grid_path, tasks=None):
+def write_validation(plan_path, evals, fit_paths, grid, csv_path, md_path, grid_path, tasks=None,
+                     html_path=None):
     """Rule validation_table: `validation_table` of the plan at plan_path into csv_path and md_path, and the
     checkpoint grid with the validation cells (`validation_grid`) plotted into grid_path; returns the table.
 
@@ -442,7 +449,7 @@ def write_validation(plan_path, evals, fit_paths, grid, csv_path, md_path, grid_
 
     plan = read_plan(plan_path)
     table = validation_table(plan, dict(evals), load_fits_by_task(fit_paths, tasks=tasks))
-    write_table(table, csv_path)
+    write_table(table, csv_path, html_path=html_path, title=validation_title(table))
     with atomic_file(md_path) as tmp, open(tmp, "w") as fh:
         fh.write(validation_markdown(table))
     logger.info("validation at C_train %g, C_inf %g:\n%s", plan["c_train"], plan["c_inf"],

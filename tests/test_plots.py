@@ -217,7 +217,8 @@ def test_frontier_comparison_job_writes_table_and_figure(tmp_path):
     table = plots.write_frontier_comparison(variants, [1e20], C_INF, out["csv"], out["md"], out["png"])
     assert table.equals(tables.frontier_comparison(variants, [1e20], C_INF))
     assert list(pd.read_csv(out["csv"])["variant"]) == list(table["variant"])
-    assert out["md"].read_text().startswith("## Optimal tokens per parameter, base vs post-trained, C_inf = 2e+09")
+    assert out["md"].read_text().startswith(
+        "## Optimal tokens per parameter, base vs post-trained, C_inf = 2.0e9 FLOPs per served token")
     assert_figure(out["png"])
 
 

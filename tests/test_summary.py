@@ -48,8 +48,8 @@ def test_a_clean_run_says_so(tmp_path):
     write_fit(tmp_path / "tasks/a/fits/approach2.json", "approach2", True)
     write_frontier(tmp_path / "tasks/a/frontier/approach2.csv", [False], [""])
     text = run_summary(tmp_path)
-    assert "fits: 1 fit JSONs, all converged" in text
-    assert "forecasts: 1 frontier rows in 1 tables, none extrapolated" in text
+    assert "fits: 1 fit JSON, all converged" in text
+    assert "forecasts: 1 frontier row in 1 table, none extrapolated" in text
     assert "tables: none yet" in text and "figures: none yet" in text
 
 

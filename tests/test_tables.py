@@ -11,6 +11,7 @@ from t2scaling import frontier as fr
 from t2scaling import tables
 from t2scaling.fitresult import FitResult
 from t2scaling.passk import pass_at_k_unbiased
+from t2scaling.units import format_flops
 
 CHIN = dict(A=478.0, B=2143.0, E=1.817, alpha=0.347, beta=0.367)
 A1 = dict(CHIN, G=1.0, gamma=0.3)
@@ -240,7 +241,7 @@ def test_write_table1_pairs_each_task_with_its_own_files_by_name(tmp_path):
     assert list(table["task"]) == ["easy", "easy", "hard", "hard"]
     assert pd.read_csv(csv)["measured_pass_at_k"].tolist() == pytest.approx(table["measured_pass_at_k"].tolist())
     assert md.read_text().startswith(f"## Best overtrained vs Chinchilla-optimal checkpoint at C_train = "
-                                     f"{C_TRAIN:.3g} FLOPs, C_inf = {C_INF:.3g} FLOPs per token")
+                                     f"{format_flops(C_TRAIN)}, C_inf = {format_flops(C_INF)} per served token")
     with pytest.raises(ValueError, match=r"tasks \['easy', 'hard'\] and \['hard'\] differ"):
         tables.write_table1({"easy": easy, "hard": hard}, {"hard": frontiers["hard"]}, list(sizes), C_TRAIN, C_INF,
                             csv, md)

@@ -305,6 +305,45 @@ def test_sigkill_and_restart_ends_with_the_uninterrupted_weights(data, reference
     assert resumed["val_loss"] == meta["val_loss"]
 
 
+PAUSED_CHILD = """
+import json, sys, time
+import t2scaling.train as T
+out, kwargs, marker = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+loss, seen = T._loss_terms, {"calls": 0}
+def loss_terms(*args):
+    seen["calls"] += 1
+    if seen["calls"] == 5:  # mid-run: let the second trainer arrive and wait for the cell's lock
+        open(marker, "w").close()
+        time.sleep(3)
+    return loss(*args)
+T._loss_terms = loss_terms
+T.train_cell(out, **kwargs)
+"""
+
+
+def test_a_second_trainer_of_a_cell_waits_and_keeps_the_first_ones_checkpoint(data, reference, tmp_path):
+    """A resubmitted job whose first copy still runs (a driver restarted after a lost session) must neither train
+    over the first copy's scratch state nor delete its checkpoint: it waits for the cell's lock, then keeps it."""
+    root, meta = reference
+    out, marker = tmp_path / "twice", tmp_path / "paused"
+    kwargs = cell(data, 30, checkpoint_every_steps=5, log_path=str(tmp_path / "first.jsonl"))
+    first = subprocess.Popen([sys.executable, "-c", PAUSED_CHILD, str(out), json.dumps(kwargs), str(marker)],
+                             cwd=REPO, env=os.environ | {"PYTHONPATH": REPO})
+    try:
+        deadline = time.time() + 60
+        while not marker.exists() and first.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), "the first trainer never reached its pause"
+        second = T.train_cell(str(out), **{**kwargs, "log_path": str(tmp_path / "second.jsonl")})
+        assert first.wait(timeout=60) == 0
+    finally:
+        first.kill()
+    assert second == json.loads((out / "t2_meta.json").read_text())  # the first trainer's checkpoint, kept
+    assert second["val_loss"] == meta["val_loss"] and not (tmp_path / "second.jsonl").exists()
+    assert_same_weights(out, root / "ckpt")
+    assert not os.path.exists(f"{out}.scratch")
+
+
 def test_divergence_stops_with_the_cell_and_step(data, tmp_path):
     with pytest.raises(RuntimeError, match=r"cell w32-l2-nan: training diverged at step \d+ .*lower the learning"):
         T.train_cell(str(tmp_path / "nan"), **cell(data, 30, cell_id="w32-l2-nan", lr=1e6, warmup_tokens=0))

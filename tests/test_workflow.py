@@ -300,14 +300,6 @@ def test_adding_an_imported_checkpoint_enters_at_evaluation(smoke):
     }
 
 
-def test_report_collects_every_figure_and_table(smoke):
-    snakemake(smoke, "--configfile", "configs/smoke.yaml", "--report", "report.html")
-    html = (smoke / "report.html").read_text(errors="replace")
-    for name in ("isoflops.png", "checkpoint_grid.png", "table1.csv", "parameters.csv", "summary.csv",
-                 "comparison.csv", "fit_approach2.png"):
-        assert name in html, name
-
-
 def test_validate_stage_trains_and_measures_the_predicted_optimal_cells(smoke):
     dry = snakemake(smoke, "validate", "-n", "--configfile", "configs/smoke.yaml")
     assert "validation_plan" in dry.stdout + dry.stderr
@@ -392,3 +384,107 @@ def test_smoke_figures_have_no_overlapping_text(smoke):
     flagged = {str(log.relative_to(smoke)): line for log in logs
                for line in log.read_text(errors="replace").splitlines() if "overlapping text" in line}
     assert flagged == {}, flagged
+
+
+# The tables the report shows inline (an HTML view beside each CSV) and the significant digits of their cells.
+REPORT_TABLES = {"results/tables/table1": 3, "results/tables/parameters": 4, "results/tables/task_grades": 3,
+                 "results/extrapolation/summary": 3, "results/posttrain/comparison": 3, "results/validate/table": 3}
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+# Injected into a copy of the report: once the report's own app has loaded, every result's caption (the HTML
+# Docutils made of report/*.rst) and, for an HTML result, its embedded page (the data URI the report's viewer
+# shows in an iframe, which --dump-dom would not descend into), parsed by the browser into the main document.
+REPORT_PROBE = """<script>
+window.addEventListener("load", () => {
+  const out = document.createElement("div");
+  out.id = "t2-probe";
+  const entries = Object.entries(results);
+  entries.push(["workflow description", {caption: workflow_desc, mime_type: "text/x-rst", data_uri: ""}]);
+  for (const [path, r] of entries) {
+    const section = document.createElement("section");
+    section.dataset.path = path;
+    section.dataset.mime = r.mime_type;
+    const caption = document.createElement("div");
+    caption.className = "t2-caption";
+    caption.innerHTML = r.caption;
+    section.appendChild(caption);
+    if (r.mime_type === "text/html" && r.data_uri.startsWith("data:")) {
+      const b64 = r.data_uri.slice(r.data_uri.indexOf(",") + 1);
+      const text = new TextDecoder().decode(Uint8Array.from(atob(b64), c => c.charCodeAt(0)));
+      const page = document.createElement("div");
+      page.className = "t2-page";
+      page.innerHTML = new DOMParser().parseFromString(text, "text/html").body.innerHTML;
+      section.appendChild(page);
+    }
+    out.appendChild(section);
+  }
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def chromium_dom(page, profile):
+    """The DOM of `page` after its scripts ran, as headless Chromium serialises it."""
+    run = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                          f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0 and "<body" in run.stdout, run.stderr[-3000:]
+    return run.stdout
+
+
+def text_of(fragment):
+    """The text a reader sees in an HTML fragment (scripts and styles left out)."""
+    import html
+
+    fragment = re.sub(r"<(script|style)\b.*?</\1>", " ", fragment, flags=re.S | re.I)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def table_rows(fragment):
+    """The rows of the first HTML table in `fragment`, each a list of its cells' text."""
+    body = re.search(r"<tbody>(.*?)</tbody>", fragment, flags=re.S).group(1)
+    return [[text_of(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)]
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, flags=re.S)]
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("T2_REQUIRE_BROWSER"),
+                    reason="needs Chromium (scripts/setup.sh installs it with apt-get)")
+def test_report_shows_every_table_and_caption_in_a_browser(smoke, tmp_path):
+    """The documented report command on the smoke run (validate stage included), opened in headless Chromium: no
+    Docutils error in any caption, no mailto link made of pass@k, no raw config, and every table's values shown
+    inline (its HTML view, registered beside the CSV)."""
+    from t2scaling.tables import cell_text
+
+    assert CHROMIUM, "no chromium on PATH (T2_REQUIRE_BROWSER is set): run scripts/setup.sh as root"
+    snakemake(smoke, "validate", "--cores", "2", "--configfile", "configs/smoke.yaml")  # nothing, when it ran
+    start = time.time()
+    snakemake(smoke, "--report", "report.html", "all", "validate", "--configfile", "configs/smoke.yaml")
+    report = (smoke / "report.html").read_text(encoding="utf-8")
+    for name in ("isoflops.png", "checkpoint_grid.png", "fit_approach2.png", "predicted_vs_measured.png",
+                 *(f"{Path(t).name}.csv" for t in REPORT_TABLES), *(f"{Path(t).name}.html" for t in REPORT_TABLES)):
+        assert name in report, name
+
+    # The report as a reader opens it loads in the browser.
+    assert 'id="app"' in chromium_dom(smoke / "report.html", tmp_path / "profile")
+    # Every caption and every embedded HTML page, as the browser parses them.
+    probe = tmp_path / "report.html"
+    probe.write_text(report.replace("</body>", REPORT_PROBE + "</body>"), encoding="utf-8")
+    dom = chromium_dom(probe, tmp_path / "profile")
+    print(f"report and two Chromium renderings: {time.time() - start:.0f} s")
+    sections = dict(re.findall(r'<section data-path="([^"]+)"[^>]*>(.*?)</section>', dom, flags=re.S))
+    assert len(sections) >= 20, sorted(sections)
+    assert "Train-to-Test" in text_of(sections["workflow description"])
+    for where, fragment in sections.items():
+        text = text_of(fragment)
+        for bad in ("System Message", "Docutils", "Undefined substitution", "mailto:", "e+", "000000000"):
+            assert bad not in (fragment if bad == "mailto:" else text), (where, bad, text[:2000])
+        assert not re.search(r"\{'|\[\d", text), (where, text[:2000])  # a printed dict or list of numbers
+    for table, digits in REPORT_TABLES.items():
+        path = f"{table}.html"
+        assert path in sections, (path, sorted(sections))
+        shown = table_rows(sections[path])
+        frame = pd.read_csv(smoke / f"{table}.csv", keep_default_na=False, na_values=[""])
+        expected = [[cell_text(column, value, digits) for column, value in zip(frame.columns, row)]
+                    for row in frame.astype(object).where(frame.notna(), None).itertuples(index=False)]
+        assert len(shown) == len(frame) > 0, (table, len(shown), len(frame))
+        assert shown == expected, (table, shown[:3], expected[:3])
+        assert text_of(sections[path].split('class="t2-page"')[0]), f"{path}: no caption"

@@ -7,4 +7,4 @@ start(snakemake)
 from t2scaling.extrapolate import write_summary
 
 out = snakemake.output
-write_summary(list(snakemake.input.tables), out.csv, out.markdown, out.plot)
+write_summary(list(snakemake.input.tables), out.csv, out.markdown, out.plot, html_path=out.html)

@@ -6,4 +6,5 @@ from _setup import start
 start(snakemake)
 from t2scaling.tables import write_parameter_table
 
-write_parameter_table(list(snakemake.input.fits), snakemake.output.csv, snakemake.output.markdown)
+out = snakemake.output
+write_parameter_table(list(snakemake.input.fits), out.csv, out.markdown, html_path=out.html)

@@ -9,4 +9,4 @@ from t2scaling.plots import write_frontier_comparison
 
 p, out = snakemake.params, snakemake.output
 write_frontier_comparison(grouped(snakemake.input, "frontiers"), p.c_train, p.c_inf, out.csv, out.markdown,
-                          out.plot)
+                          out.plot, html_path=out.html)

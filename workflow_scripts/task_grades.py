@@ -9,4 +9,4 @@ from t2scaling.tables import write_task_grades
 
 out = snakemake.output
 write_task_grades(grouped(snakemake.input, "observations"), snakemake.params.levels, snakemake.input.losses,
-                  out.csv, out.markdown)
+                  out.csv, out.markdown, html_path=out.html)

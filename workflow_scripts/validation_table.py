@@ -9,4 +9,4 @@ from t2scaling.validate import write_validation
 
 p, out = snakemake.params, snakemake.output
 write_validation(snakemake.input.plan, grouped(snakemake.input, "eval"), list(snakemake.input.fits), p.grid,
-                 out.csv, out.markdown, out.grid, tasks=p.tasks)
+                 out.csv, out.markdown, out.grid, tasks=p.tasks, html_path=out.html)

@@ -6,6 +6,7 @@ A command module defines `add_arguments(parser)` and `run(args)`; it is imported
 
 import argparse
 import importlib
+import os
 import sys
 
 import t2scaling
@@ -89,6 +90,9 @@ def main(argv=None):
     except USER_ERRORS as err:
         print(f"t2scaling {args.command}: error: {error_text(err)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `t2scaling plan ... | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0
 
 
 if __name__ == "__main__":

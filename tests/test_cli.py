@@ -297,3 +297,32 @@ def test_readme_cli_examples_run_as_written(tmp_path):
     assert "mean_rel_error_pct" in pd.read_csv(tmp_path / "heldout_summary.csv")
     assert (tmp_path / "heldout.md").exists() and (tmp_path / "heldout.png").exists()
     assert json.loads((tmp_path / "plan.json").read_text())["roles"]
+
+
+
+CHATTY = """
+import sys, types
+from t2scaling import cli
+module = types.ModuleType("chatty")
+module.add_arguments = lambda parser: None
+def run(args):
+    for _ in range(100000):  # far more than a pipe holds
+        print("x" * 80)
+module.run = run
+sys.modules["chatty"] = module
+cli.COMMANDS["chatty"] = ("chatty", "prints a lot")
+sys.exit(cli.main(["chatty"]))
+"""
+
+
+def test_a_closed_pipe_is_not_a_traceback(tmp_path):
+    """`t2scaling plan ... | head`: the reader closes the pipe early; no BrokenPipeError traceback, status 0."""
+    import shlex
+    import subprocess
+    import sys
+
+    run = subprocess.run(f"{sys.executable} -c {shlex.quote(CHATTY)} | head -c 1 >/dev/null; "
+                         "echo status ${PIPESTATUS[0]} >&2", shell=True, executable="/bin/bash",
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert "Traceback" not in run.stderr and "BrokenPipeError" not in run.stderr, run.stderr
+    assert "status 0" in run.stderr

@@ -41,6 +41,7 @@ LIBRARY = Path(__file__).resolve().parent
 PRELOAD = ("torch", "pandas", "transformers", "transformers.models.qwen3.modeling_qwen3",
            "transformers.models.auto.modeling_auto", "transformers.models.auto.tokenization_auto",
            "t2scaling.data", "t2scaling.evaluate", "t2scaling.posttrain", "t2scaling.train")
+PROGRESS_EVERY_S = 10.0  # seconds between the progress lines a job's log gets instead of a tqdm bar
 START_TIMEOUT_S = 300  # a cold start on a network filesystem can take a minute
 log = logging.getLogger(__name__)
 

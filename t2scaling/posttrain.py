@@ -31,9 +31,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from t2scaling.atomic import replace_dir
+from t2scaling.jobs import PROGRESS_EVERY_S
 
 logger = logging.getLogger(__name__)
-PROGRESS_EVERY_S = 10.0  # seconds between progress lines when no tqdm bar is shown (a job's log)
 
 MODES = ("ft", "sft")
 IGNORE = -100  # label of tokens outside the loss (torch's cross_entropy ignore_index)

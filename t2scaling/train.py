@@ -54,6 +54,7 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from t2scaling import __version__
 from t2scaling.atomic import replace_dir
+from t2scaling.jobs import PROGRESS_EVERY_S
 from t2scaling.grid import trunk_name
 from t2scaling.model import build_model, model_counts
 from t2scaling.units import format_count
@@ -463,9 +464,6 @@ def _loss_terms(model, inputs, targets, z_loss, autocast):
         logits = model(input_ids=inputs, use_cache=False).logits
     nll, lse_squared = CrossEntropyZLoss.apply(logits, targets)
     return nll, z_loss * lse_squared
-
-
-PROGRESS_EVERY_S = 10.0  # seconds between progress lines when no tqdm bar is shown (a job's log)
 
 
 def _log_progress(cell_id, step, stop_step, record, *, steps_per_s, tokens_per_s):

@@ -3,10 +3,11 @@
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the library: conda envs do not install it
+
 
 def start(snakemake):
     """Log to the job's log file; return the job's logger."""
-    sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # conda envs do not install the package
     from t2scaling.jobs import open_job_log
 
     return open_job_log(snakemake.log[0], snakemake.rule, snakemake.wildcards)
@@ -15,7 +16,6 @@ def start(snakemake):
 def call(snakemake, target, *args, **kwargs):
     """Run the light torch job `module:function(*args, **kwargs)`: in the warm job server when one can serve it
     (t2scaling.jobs), else here. A failure exits non-zero; its traceback is in the job's log."""
-    sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
     from t2scaling import jobs
 
     if not jobs.enabled():

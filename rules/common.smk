@@ -1,4 +1,5 @@
 import functools
+import os
 import re
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ from t2scaling.grid import (  # noqa: E402
     wsd_siblings,
 )
 from t2scaling.inputs import named  # noqa: E402
+from t2scaling.memory import checkpoint_job_mem_mb, train_job  # noqa: E402
 from t2scaling.units import register_report_filters  # noqa: E402
 
 # Report captions (report/*.rst) format config values with t2scaling.units: {{ x|flops }}, |si, |number.
@@ -54,6 +56,27 @@ if _problems:
 validate(config, schema="../t2scaling/config.schema.yaml")
 # Relative inference budgets -> FLOPs, the default fit k grid -> powers of 2 covering them: once, here.
 resolve(config)
+
+
+def unset_site_variables(resource_settings, environ):
+    """$NAMES that the profile's resources read (profiles/slurm: partitions and account) and the environment
+    lacks: Snakemake would hand sbatch the literal text, and the cluster's error would not say what to set."""
+    raw = [r.raw for r in (resource_settings.default_resources or {}).values()]
+    raw += [r.raw for rule in resource_settings.overwrite_resources.values() for r in rule.values()]
+    names = re.findall(r"\$\{?(\w+)", " ".join(v for v in raw if isinstance(v, str)))
+    return sorted(set(n for n in names if n not in environ))
+
+
+_unset = unset_site_variables(workflow.resource_settings, os.environ)
+if _unset:
+    raise ValueError(
+        "the profile's resources read site settings from the environment, and {} unset: export {} "
+        "(`sinfo -s` lists the partitions, `sacctmgr show assoc user=$USER format=account` your accounts; an "
+        "empty account submits without one); README 'On a cluster'".format(
+            " and ".join(_unset) + (" is" if len(_unset) == 1 else " are"),
+            " ".join(f"{n}=..." for n in _unset),
+        )
+    )
 
 
 ##### grid, tasks, imported checkpoints #####
@@ -167,7 +190,12 @@ RESOURCE_KEYS = [
     "training.threads",
     "training.gpus",
     "training.runtime_min",
+    "training.runtime_max_min",
     "training.mem_mb",
+    "training.micro_batch_size",
+    "training.gpu_memory_gb",
+    "training.sustained_tflops",
+    "training.checkpoint_every_s",
 ]
 # Keys that shape the DAG: which cells, checkpoints, tasks, laws and modes exist (jobs come and go, and the
 # params derived from them change where they list them), and the report's title.
@@ -239,6 +267,39 @@ def library(script):
     return [str(p) for p in script_files(path) + library_files(path)]
 
 
+##### resources: where and how fast a job runs, never what it computes (t2scaling.memory) #####
+
+
+def train_resource(key):
+    """A cell's training job's `key` (mem_mb, runtime): t2scaling.memory.train_job, floored by the config."""
+
+    def get(wildcards):
+        width, depth, tokens = parse_cell(wildcards.cell)
+        return train_job(width, depth, tokens, config=config)[key]
+
+    return get
+
+
+def checkpoint_mem_mb(fine_tune=False):
+    """Host memory of scoring (or fine-tuning) one checkpoint, from its shape; an imported checkpoint, whose
+    shape the DAG does not know, asks training.mem_mb."""
+
+    def get(wildcards):
+        if wildcards.cell in IMPORTED:
+            return config["training"]["mem_mb"]
+        width, depth, _ = parse_cell(wildcards.cell)
+        return checkpoint_job_mem_mb(width, depth, config=config, fine_tune=fine_tune)
+
+    return get
+
+
+# A checkpoint job on a GPU gets training.threads CPUs (tokenising, data loading); on CPU one thread each, so
+# that a workstation runs one job per core and a cluster job computes exactly what a local one does.
+CHECKPOINT_JOB_THREADS = (
+    config["training"]["threads"] if config["training"]["gpus"] else 1
+)
+
+
 ##### input functions #####
 
 
@@ -302,11 +363,17 @@ def train_hints(wildcards, resources):
     """What a training job uses that no result of the workflow depends on, kept out of the compared params
     (Snakemake compares no param derived from a job's resources): the other D values of the cell's size, whose
     WSD branch points the trunk saves in the same pass (so adding a cell never re-runs its siblings), and how
-    many validation tokens score the checkpoint's own t2_meta.json loss (the workflow reads rule val_loss's).
+    many validation tokens score the checkpoint's own t2_meta.json loss (the workflow reads rule val_loss's), the
+    micro-batch (gradient accumulation gives the same step up to float rounding) and the state-save interval.
     """
+    width, depth, tokens = parse_cell(wildcards.cell)
     return {
         "branch_tokens": wsd_siblings(CELLS.values(), wildcards.cell),
         "val_max_tokens": config["evaluation"]["val_tokens"],
+        "micro_batch_size": train_job(width, depth, tokens, config=config)[
+            "micro_batch_size"
+        ],
+        "checkpoint_every_s": config["training"]["checkpoint_every_s"],
     }
 
 

@@ -10,10 +10,11 @@ rule evaluate:
         "benchmarks_out/evaluate/{task}/{cell}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: 1
+    threads: CHECKPOINT_JOB_THREADS
     resources:
         gpu=min(1, config["training"]["gpus"]),
         runtime=30,
+        mem_mb=checkpoint_mem_mb(),
     params:
         checkpoint=checkpoint_ref,
         settings=task_settings("evaluate"),

@@ -25,10 +25,11 @@ rule posttrain:
         "posttrain"
     conda:
         "../envs/torch.yaml"
-    threads: 1
+    threads: CHECKPOINT_JOB_THREADS
     resources:
         gpu=min(1, config["training"]["gpus"]),
         runtime=60,
+        mem_mb=checkpoint_mem_mb(fine_tune=True),
     params:
         settings=settings_for("posttrain"),
         version=version("posttrain"),

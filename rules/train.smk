@@ -14,8 +14,8 @@ rule train:
     threads: config["training"]["threads"]
     resources:
         gpu=config["training"]["gpus"],
-        runtime=config["training"]["runtime_min"],
-        mem_mb=config["training"]["mem_mb"],
+        runtime=train_resource("runtime"),
+        mem_mb=train_resource("mem_mb"),
     params:
         cell=cell_params,
         settings=settings_for("train"),
@@ -39,10 +39,11 @@ rule val_loss:
         "benchmarks_out/val_loss/{cell}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: 1
+    threads: CHECKPOINT_JOB_THREADS
     resources:
         gpu=min(1, config["training"]["gpus"]),
         runtime=30,
+        mem_mb=checkpoint_mem_mb(),
     params:
         settings=settings_for("val_loss"),
         version=version("val_loss"),

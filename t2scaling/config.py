@@ -212,6 +212,9 @@ def semantic_problems(config):
     elif not out:
         out += _window_problems(config)
     out += _batch_problems(config) + _seq_len_problems(config)
+    from t2scaling.memory import gpu_memory_problem
+
+    out += [p for p in [gpu_memory_problem(config)] if p]
     if not (grid["isoflops"] and grid["shapes"]) and not grid["extra_cells"] and not config["imported_checkpoints"] \
             and not config["imported_observations"]:
         out.append("config['grid']: no cells, checkpoints or observations; give grid.isoflops and grid.shapes, "
@@ -274,6 +277,12 @@ def _batch_problems(config):
         return [f"config['training']['batch_size']: {t['batch_size']} sequences per step do not split evenly over "
                 f"training.gpus = {t['gpus']} DDP processes; make batch_size a multiple of gpus (e.g. "
                 f"{below or above} or {above}) or change training.gpus"]
+    per_device, micro = t["batch_size"] // max(1, t["gpus"]), t["micro_batch_size"]
+    if isinstance(micro, int) and per_device % micro:
+        divisors = [m for m in range(1, per_device + 1) if per_device % m == 0]
+        return [f"config['training']['micro_batch_size']: {micro} does not divide the {per_device} sequences each "
+                f"device takes per step (batch_size / gpus); pick a divisor such as "
+                f"{max(m for m in divisors if m <= micro)}, or null for the whole batch"]
     return []
 
 

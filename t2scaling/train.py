@@ -56,6 +56,7 @@ from t2scaling import __version__
 from t2scaling.atomic import replace_dir
 from t2scaling.jobs import PROGRESS_EVERY_S
 from t2scaling.grid import trunk_name
+from t2scaling.memory import largest_micro_batch, loss_chunks, training_memory
 from t2scaling.model import build_model, model_counts
 from t2scaling.units import format_count
 
@@ -432,30 +433,54 @@ class CrossEntropyZLoss(torch.autograd.Function):
     """(mean next-token NLL, mean logsumexp²) of logits (..., V) against integer targets, in fp32 whatever the
     logits' dtype, with an analytic backward: d/dlogits = softmax·(g_nll + 2·g_z·lse)/n − (g_nll/n at the target).
 
-    Replaces HF's label-shifting loss path: one fp32 copy of the logits, exponentiated in place forward and
-    turned into the gradient in place backward (no other full-size temporaries), and the z-loss (PaLM) from
-    the same logsumexp.
+    Replaces HF's label-shifting loss path, with the z-loss (PaLM) from the same logsumexp. Holds at most one chunk
+    of rows in fp32 (`memory.loss_chunks`, ~256 MiB; paper-scale logits take 413 MB per sequence in fp32): forward
+    keeps per row only the max and the sum of exponentials, backward recomputes a chunk's exponentials from the
+    logits (kept in their own dtype) and writes its gradient straight into the gradient tensor.
+
+    Bitwise the pre-chunking loss (one fp32 pass over all rows, which every trained checkpoint used): each row
+    goes through the same operations, and each elementwise result and row sum comes out the same, on CUDA (checked
+    by tests/test_train.py where a GPU is present) and on one CPU thread; on any number of CPU threads while the
+    logits fit one chunk (e.g. configs/smoke.yaml). Not beyond that on several CPU threads: they split a pass into
+    ranges, whose last elements short of the SIMD step take exp2's scalar path, which may differ in the last bit;
+    chunked and whole passes then agree only when every range is a multiple of 32 elements (e.g. a vocabulary that
+    is a multiple of 256 with up to 8 threads).
     """
 
     @staticmethod
     def forward(ctx, logits, targets):
-        exp = logits.to(torch.promote_types(logits.dtype, torch.float32), copy=True)  # never the input itself
-        top = exp.amax(-1, keepdim=True)
-        exp.sub_(top).mul_(1 / math.log(2)).exp2_()  # in place; exp2 is ~3x faster than exp on CPU
-        total = exp.sum(-1, keepdim=True)
+        flat = logits.reshape(-1, logits.shape[-1])
+        dtype = torch.promote_types(logits.dtype, torch.float32)
+        tops, totals = [], []
+        for start, stop in loss_chunks(*flat.shape):
+            rows = slice(start, stop)
+            tops.append(flat[rows].amax(-1, keepdim=True).to(dtype))  # = the max of the fp32 copy, exactly
+            totals.append(_exp(flat[rows], tops[-1]).sum(-1, keepdim=True))
+        top = torch.cat(tops).view(*logits.shape[:-1], 1)
+        total = torch.cat(totals).view_as(top)
         lse = (top + total.log()).squeeze(-1)
         nll = lse - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1).float()
-        ctx.save_for_backward(exp, total, targets, lse)
-        ctx.logits_dtype = logits.dtype
+        ctx.save_for_backward(logits, targets, top, total, lse)
         return nll.mean(), lse.square().mean()
 
     @staticmethod
     def backward(ctx, grad_nll, grad_z):
-        exp, total, targets, lse = ctx.saved_tensors
+        logits, targets, top, total, lse = ctx.saved_tensors
         n = lse.numel()
-        grad = exp.mul_((grad_nll + 2 * grad_z * lse.unsqueeze(-1)) / (n * total))
-        grad.scatter_add_(-1, targets.unsqueeze(-1), (-grad_nll / n).expand(targets.shape).unsqueeze(-1))
-        return grad.to(ctx.logits_dtype), None
+        scale = ((grad_nll + 2 * grad_z * lse.unsqueeze(-1)) / (n * total)).view(-1, 1)
+        at_target = (-grad_nll / n).expand(n, 1)
+        flat, top, targets = logits.reshape(n, -1), top.view(-1, 1), targets.reshape(-1, 1)
+        grad = torch.empty_like(flat)
+        for start, stop in loss_chunks(*flat.shape):
+            rows = slice(start, stop)  # one expression: the chunk's temporary is freed before the next one's
+            grad[rows] = _exp(flat[rows], top[rows]).mul_(scale[rows]).scatter_add_(-1, targets[rows], at_target[rows])
+        return grad.view_as(logits), None
+
+
+def _exp(logits, top):
+    """exp(logits − top) in top's dtype (fp32 or wider), as exp2 of the log2(e)-scaled difference: exp2 is ~3x
+    faster than exp on CPU. In place on one fresh copy, never the input itself."""
+    return logits.to(top.dtype, copy=True).sub_(top).mul_(1 / math.log(2)).exp2_()
 
 
 def _loss_terms(model, inputs, targets, z_loss, autocast):
@@ -573,12 +598,38 @@ def _train_steps(s, *, cell_id, start_step, stop_step, lr_fn, history, records, 
                             if old < done and old not in keep_steps:
                                 os.remove(path)
                     last_save = time.perf_counter()
+    except torch.cuda.OutOfMemoryError as error:
+        raise RuntimeError(_out_of_memory_message(s, cell_id)) from error
     finally:
         bar.close()
         if log_file:
             log_file.close()
     s.barrier()
     return elapsed + time.perf_counter() - t0
+
+
+def _device_memory_bytes(device):
+    """Total memory of a CUDA device, or of the host for a CPU."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _out_of_memory_message(s, cell_id):
+    """What an out-of-memory training step of run `s` needed, what the device has, and the micro-batch to use."""
+    shape = dict(vocab_size=s.vocab_size, seq_len=s.seq_len, head_dim=s.recipe.head_dim,
+                 ffn_multiple=s.recipe.ffn_multiple, precision=s.precision)
+    need = training_memory(s.width, s.depth, micro_batch_size=s.micro_batch, **shape)["total"]
+    have = _device_memory_bytes(s.device)
+    fits = largest_micro_batch(s.width, s.depth, budget_bytes=have, batch_size=s.local_batch, **shape)
+    if fits is None or fits >= s.micro_batch:  # the estimate is no help here: the next smaller divisor
+        fits = max((m for m in range(1, s.micro_batch) if s.local_batch % m == 0), default=None)
+    fix = (f"set training.micro_batch_size (config) / --micro-batch-size (CLI) to a smaller divisor of the "
+           f"per-device batch {s.local_batch}, e.g. {fits}" if fits else
+           "even one sequence does not fit: use a device with more memory, a shorter seq_len or a smaller model")
+    return (f"cell {cell_id}: out of memory on {s.device} training micro-batches of {s.micro_batch} sequences "
+            f"(width {s.width}, depth {s.depth}, seq_len {s.seq_len}, {s.precision}); estimated need "
+            f"{need / 2**30:.1f} GiB (t2scaling.memory.training_memory), device total {have / 2**30:.1f} GiB; {fix}")
 
 
 def _resume(s, state_dir, identity, max_step, history, records):
@@ -932,7 +983,8 @@ def cell_kwargs(cell, settings, hints, *, train_tokens_path, val_tokens_path, to
 
     cell: {cell_id, width, depth, tokens}; settings: the config narrowed to what training reads (seed, model,
     corpus.vocab_size, training); hints: what the job uses that no result depends on (kept out of the compared
-    params): branch_tokens, the D of the cell's WSD siblings (grid.wsd_siblings), and val_max_tokens.
+    params): branch_tokens, the D of the cell's WSD siblings (grid.wsd_siblings), val_max_tokens, and
+    micro_batch_size and checkpoint_every_s (rules/common.smk train_hints).
     Resumable state goes to scratch_root/<cell>, the WSD trunk to scratch_root/<grid.trunk_name>, the JSONL
     training log beside the job's log."""
     model, training = settings["model"], settings["training"]
@@ -947,6 +999,7 @@ def cell_kwargs(cell, settings, hints, *, train_tokens_path, val_tokens_path, to
         weight_decay=training["weight_decay"], grad_clip=training["grad_clip"], z_loss=training["z_loss"],
         seed=settings["seed"], decay_fraction=training["decay_fraction"], device=training["device"],
         compile=training["compile"], threads=threads, val_max_tokens=hints["val_max_tokens"], progress=False,
+        micro_batch_size=hints["micro_batch_size"], checkpoint_every_s=hints["checkpoint_every_s"],
     )
     if training["schedule"] == "wsd":
         # One stable trunk per model size; it saves the branch point of every D of this size in one pass.

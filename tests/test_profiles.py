@@ -1,6 +1,7 @@
 """The SLURM profile as Snakemake and the executor plugin apply it (issue 17, items 2-6 and 8): static checks on
 profiles/slurm and dry runs with it. No cluster is needed; the plugin's own functions turn a dry run's resources
 into the sbatch arguments a job would get."""
+import os
 import re
 import subprocess
 import sys
@@ -23,15 +24,21 @@ def cluster_profile():
     return yaml.safe_load((PROFILE / "config.yaml").read_text())
 
 
-def dry_run(tmp_path, config):
+# The site's names, which the profile reads from the environment.
+SITE = {"T2_SLURM_CPU_PARTITION": "short", "T2_SLURM_GPU_PARTITION": "accel", "T2_SLURM_ACCOUNT": "proj1"}
+
+
+def dry_run(tmp_path, config, site=SITE, check=True):
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     workdir = tmp_path / "work"
-    workdir.mkdir()
+    workdir.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("T2_SLURM_")} | site
     run = subprocess.run([*SNAKEMAKE, "-n", "--profile", str(PROFILE), "--configfile", str(configfile), "-s",
                           str(REPO / "Snakefile"), "--directory", str(workdir)],
-                         capture_output=True, text=True, cwd=REPO)
-    assert run.returncode == 0, run.stderr[-3000:]
+                         capture_output=True, text=True, cwd=REPO, env=env)
+    if check:
+        assert run.returncode == 0, run.stderr[-3000:]
     return run.stdout + run.stderr
 
 
@@ -74,7 +81,7 @@ def test_the_profile_merges_no_unrelated_jobs_and_polls_with_squeue():
     profile = cluster_profile()
     assert "group-components" not in profile
     assert profile["slurm-status-command"] == "squeue"
-    assert "slurm_account" in (PROFILE / "config.yaml").read_text()  # the documented example
+    assert profile["default-resources"]["slurm_account"] == "$T2_SLURM_ACCOUNT"
     help_text = subprocess.run([*SNAKEMAKE, "--help"], capture_output=True, text=True).stdout
     for key in profile:
         if key.startswith("slurm-"):
@@ -100,19 +107,61 @@ def test_train_asks_the_configs_gpus_runtime_and_cpus(paper_4_gpus):
     trains = paper_4_gpus["train"]
     assert len(trains) == 109
     for resources in trains:
-        assert resources["gpu"] == "4" and resources["slurm_partition"] == "gpu"
-        assert int(resources["runtime"]) == training["runtime_min"]
-        assert int(resources["mem_mb"]) == training["mem_mb"]
+        assert resources["gpu"] == "4" and resources["slurm_partition"] == SITE["T2_SLURM_GPU_PARTITION"]
+        assert training["runtime_min"] <= int(resources["runtime"]) <= training["runtime_max_min"]
+        assert int(resources["mem_mb"]) >= training["mem_mb"]
     # The sbatch arguments the plugin builds from them (a dry run caps threads at its own cores, so the rule's
     # threads, training.threads, are given here as the slurm executor sees them).
     merged = {**cluster_profile()["default-resources"], **cluster_profile()["set-resources"]["train"],
-              "gpu": 4, "runtime": training["runtime_min"]}
+              "gpu": 4, "runtime": int(trains[0]["runtime"])}
     job = SimpleNamespace(threads=training["threads"], resources=_Resources(merged))
     assert set_gres_string(job).strip() == "--gpus=4"
     assert get_cpu_setting(job, True) == f"--cpus-per-task={training['threads']}"
     # Evaluations stay on one GPU each.
     for rule in ["evaluate", "val_loss", "posttrain", "posttrain_evaluate"]:
         assert {r["gpu"] for r in paper_4_gpus[rule]} == {"1"}, rule
+
+
+def test_site_names_come_from_the_environment_and_a_missing_one_is_named(tmp_path):
+    """Partitions and account are read from T2_SLURM_* (no edit of the profile per site); an unset one stops the
+    run before any submission with the variable's name, not an sbatch error about a literal '$T2_...'."""
+    resources = job_resources(dry_run(tmp_path, paper(1)))
+    assert {r["slurm_partition"] for r in resources["train"]} == {"accel"}
+    assert {r["slurm_partition"] for r in resources["corpus"]} == {"short"}
+    assert {r["slurm_account"] for r in resources["evaluate"]} == {"proj1"}
+    site = {k: v for k, v in SITE.items() if k != "T2_SLURM_GPU_PARTITION"}
+    text = dry_run(tmp_path, paper(1), site=site, check=False)
+    assert "T2_SLURM_GPU_PARTITION is unset: export T2_SLURM_GPU_PARTITION=..." in text
+    assert "sbatch" not in text
+
+
+def test_each_cell_asks_the_memory_and_time_its_size_needs(tmp_path):
+    """Issue 13: a paper cell's job asks host memory and minutes from t2scaling.memory (twice 6ND at
+    training.sustained_tflops, within [runtime_min, runtime_max_min]), so both grow with N and D instead of one
+    constant for all 109 cells; evaluations ask what scoring their checkpoint needs."""
+    from t2scaling.config import with_defaults
+    from t2scaling.grid import parse_cell
+    from t2scaling.memory import train_job
+
+    config = with_defaults(paper(1))
+    text = dry_run(tmp_path, paper(1))
+    train = re.findall(r"rule train:\n.*?wildcards: cell=(\S+)\n.*?resources: (.*?)\n", text, flags=re.S)
+    assert len(train) == 109
+    asked = {}
+    for cell, listed in train:
+        resources = dict(item.split("=", 1) for item in listed.split(", "))
+        width, depth, tokens = parse_cell(cell)
+        expected = train_job(width, depth, tokens, config=config)
+        assert (int(resources["mem_mb"]), int(resources["runtime"])) == (expected["mem_mb"], expected["runtime"])
+        asked[cell] = expected
+    by_size = sorted(asked, key=lambda c: parse_cell(c)[0])
+    smallest, largest = by_size[0], by_size[-1]
+    assert asked[largest]["mem_mb"] > asked[smallest]["mem_mb"] >= config["training"]["mem_mb"]
+    runtimes = sorted(a["runtime"] for a in asked.values())
+    assert runtimes[0] == config["training"]["runtime_min"] and runtimes[-1] > 10 * runtimes[0]
+    assert asked[largest]["micro_batch_size"] == 8 and asked[smallest]["micro_batch_size"] > 8
+    evaluations = {int(r["mem_mb"]) for r in job_resources(text)["evaluate"]}
+    assert len(evaluations) > 10 and max(evaluations) < asked[largest]["mem_mb"]
 
 
 class _Resources(dict):

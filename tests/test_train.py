@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import math
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
+from t2scaling import memory as M
 from t2scaling import train as T
 from t2scaling.data import unigram_entropy
 from t2scaling.evaluate import validation_loss
@@ -148,6 +150,108 @@ def test_fused_loss_on_bf16_logits_computes_in_fp32():
     assert logits.grad.dtype == torch.bfloat16
 
 
+class PreChunkingLoss(torch.autograd.Function):
+    """CrossEntropyZLoss as it was before chunking, frozen: one fp32 copy of all the logits. Every checkpoint
+    trained so far depends on its bits."""
+
+    @staticmethod
+    def forward(ctx, logits, targets):
+        exp = logits.to(torch.promote_types(logits.dtype, torch.float32), copy=True)
+        top = exp.amax(-1, keepdim=True)
+        exp.sub_(top).mul_(1 / math.log(2)).exp2_()
+        total = exp.sum(-1, keepdim=True)
+        lse = (top + total.log()).squeeze(-1)
+        nll = lse - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1).float()
+        ctx.save_for_backward(exp, total, targets, lse)
+        ctx.logits_dtype = logits.dtype
+        return nll.mean(), lse.square().mean()
+
+    @staticmethod
+    def backward(ctx, grad_nll, grad_z):
+        exp, total, targets, lse = ctx.saved_tensors
+        n = lse.numel()
+        grad = exp.mul_((grad_nll + 2 * grad_z * lse.unsqueeze(-1)) / (n * total))
+        grad.scatter_add_(-1, targets.unsqueeze(-1), (-grad_nll / n).expand(targets.shape).unsqueeze(-1))
+        return grad.to(ctx.logits_dtype), None
+
+
+def loss_and_grad(loss, logits, targets):
+    """(nll, z-loss, d(0.7 nll + 0.3 z)/dlogits) of an autograd.Function loss."""
+    logits = logits.detach().clone().requires_grad_()
+    nll, z = loss.apply(logits, targets)
+    (0.7 * nll + 0.3 * z).backward()
+    return nll, z, logits.grad
+
+
+def assert_bitwise(a, b):
+    for name, x, y in zip(("nll", "z-loss", "gradient"), a, b):
+        assert x.dtype == y.dtype and torch.equal(x, y), name
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape, chunk_rows, chunks", [
+    ((3, 39, 64), 20, 6),  # 117 rows: 5 chunks of 20, a last partial one of 17
+    ((3, 37, 64), 20, 5),  # 111 rows: the 11-row remainder joins the last chunk (31 rows)
+    ((4, 64, 1024), 40, 7),  # big enough for CPU kernels to split a pass among threads
+])
+def test_chunked_loss_is_bitwise_the_single_pass_loss(monkeypatch, dtype, shape, chunk_rows, chunks):
+    torch.manual_seed(0)
+    logits = (3 * torch.randn(shape)).to(dtype)
+    targets = torch.randint(0, shape[-1], shape[:-1])
+    rows, vocab = logits.numel() // shape[-1], shape[-1]
+    single = loss_and_grad(T.CrossEntropyZLoss, logits, targets)
+    assert len(M.loss_chunks(rows, vocab)) == 1
+    monkeypatch.setattr(M, "LOSS_CHUNK_ELEMENTS", chunk_rows * vocab)
+    assert len(M.loss_chunks(rows, vocab)) == chunks
+    chunked = loss_and_grad(T.CrossEntropyZLoss, logits, targets)
+    assert_bitwise(chunked, single)
+    assert_bitwise(chunked, loss_and_grad(PreChunkingLoss, logits, targets))
+
+
+def test_chunked_loss_holds_at_most_one_chunk_in_fp32(monkeypatch):
+    """Chunks of 16 rows of bf16 logits (4, 64, 1000): no fp32 tensor the loss makes (forward or backward) is
+    larger than one chunk, and it keeps only per-row fp32 statistics for the backward. The pre-chunking loss
+    made, and kept until the backward, an fp32 copy of all 256 rows."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    made, kept = [], []
+
+    class RecordFp32(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            made.extend(t.numel() for t in (out if isinstance(out, (tuple, list)) else [out])
+                        if isinstance(t, torch.Tensor) and t.dtype == torch.float32)
+            return out
+
+    def pack(tensor):
+        if tensor.dtype == torch.float32:
+            kept.append(tensor.numel())
+        return tensor
+
+    monkeypatch.setattr(M, "LOSS_CHUNK_ELEMENTS", 16 * 1000)
+    assert M.loss_chunks(256, 1000) == [(start, start + 16) for start in range(0, 256, 16)]
+    logits = (3 * torch.randn(4, 64, 1000)).bfloat16().requires_grad_()
+    targets = torch.randint(0, 1000, (4, 64))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), RecordFp32():
+        nll, z = T.CrossEntropyZLoss.apply(logits, targets)
+        (nll + z).backward()
+    assert max(made) == 16 * 1000  # one chunk at a time, in forward and backward
+    assert kept and max(kept) == 256  # per row: the max, the sum of exponentials, the logsumexp
+    assert logits.grad.dtype == torch.bfloat16
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("rows", [4096, 2 * 1330 + 7])  # paper scale: a last partial chunk; a merged remainder
+def test_chunked_loss_is_bitwise_the_pre_chunking_loss_on_cuda(dtype, rows):
+    vocab = 50432
+    assert M.loss_chunks(rows, vocab)[0] == (0, 1330) and len(M.loss_chunks(rows, vocab)) == (4 if rows == 4096 else 2)
+    torch.manual_seed(0)
+    logits = (3 * torch.randn(1, rows, vocab, device="cuda")).to(dtype)
+    targets = torch.randint(0, vocab, (1, rows), device="cuda")
+    assert_bitwise(loss_and_grad(T.CrossEntropyZLoss, logits, targets), loss_and_grad(PreChunkingLoss, logits, targets))
+
+
 def test_cli_args_round_trip_through_the_parser():
     kwargs = dict(cell_id="w32-l2-d1", width=32, depth=2, tokens=2048, train_tokens_path="a/train.npy",
                   val_tokens_path="a/val.npy", tokenizer_dir="a/tok", seq_len=32, batch_size=8, lr=1e-3,
@@ -171,7 +275,7 @@ SETTINGS = {  # settings_for("train"): the config narrowed to what training read
                  "beta2": 0.95, "weight_decay": 1e-4, "grad_clip": 1.0, "z_loss": 1e-4, "compile": False,
                  "device": "cpu"}}
 CELL = {"cell_id": "w32-l1-d130048", "width": 32, "depth": 1, "tokens": 130048}
-HINTS = {"branch_tokens": [65024, 260608], "val_max_tokens": 5000}
+HINTS = {"branch_tokens": [65024, 260608], "val_max_tokens": 5000, "micro_batch_size": 4, "checkpoint_every_s": 30}
 PATHS = dict(train_tokens_path="results/data/train.npy", val_tokens_path="results/data/val.npy",
              tokenizer_dir="results/data/tokenizer", job_log="logs/train/w32-l1-d130048.log", threads=2)
 
@@ -184,7 +288,7 @@ def test_a_workflow_cell_trains_with_exactly_the_configured_settings():
         schedule="cosine", scratch_dir="results/scratch/w32-l1-d130048", log_path="logs/train/w32-l1-d130048.jsonl",
         vocab_size=384, head_dim=16, ffn_multiple=16, lr=3e-3, betas=(0.9, 0.95), weight_decay=1e-4, grad_clip=1.0,
         z_loss=1e-4, seed=3, decay_fraction=0.2, device="cpu", compile=False, threads=2, val_max_tokens=5000,
-        progress=False)
+        progress=False, micro_batch_size=4, checkpoint_every_s=30)
     wsd = dict(SETTINGS, training=dict(SETTINGS["training"], schedule="wsd"))
     kwargs = T.cell_kwargs(CELL, wsd, HINTS, **PATHS, scratch_root="/scratch")
     assert kwargs["trunk_dir"] == "/scratch/trunk-w32-l1" and kwargs["branch_tokens"] == [65024, 260608]
@@ -348,6 +452,42 @@ def test_divergence_stops_with_the_cell_and_step(data, tmp_path):
     with pytest.raises(RuntimeError, match=r"cell w32-l2-nan: training diverged at step \d+ .*lower the learning"):
         T.train_cell(str(tmp_path / "nan"), **cell(data, 30, cell_id="w32-l2-nan", lr=1e6, warmup_tokens=0))
     assert not (tmp_path / "nan").exists()
+
+
+def test_accumulated_micro_batches_train_the_weights_of_one_forward(data, tmp_path, monkeypatch):
+    """Batch 32 as 4 accumulated micro-batches of 8 gives the weights one forward of 32 gives, to fp32 rounding
+    (only the order of the gradient sums differs)."""
+    loss_terms, rows = T._loss_terms, []
+    monkeypatch.setattr(T, "_loss_terms", lambda model, inputs, *args: rows.append(len(inputs)) or
+                        loss_terms(model, inputs, *args))
+    kwargs = cell(data, 3, batch_size=32, tokens=3 * 32 * SEQ, precision="fp32")
+    T.train_cell(str(tmp_path / "one"), **kwargs, log_path=str(tmp_path / "one.jsonl"))
+    T.train_cell(str(tmp_path / "four"), **kwargs, micro_batch_size=8, log_path=str(tmp_path / "four.jsonl"))
+    assert rows == [32] * 3 + [8] * 12  # 3 steps of one forward, then of 4 micro-batches
+    np.testing.assert_allclose(losses(tmp_path / "four.jsonl"), losses(tmp_path / "one.jsonl"), rtol=1e-6)
+    # AdamW moves a weight by ~lr·g/(|g| + eps): where g is a near-cancelling sum of order eps (an embedding row of a
+    # rare token), the summation order's rounding shows at ~1e-3·lr (2e-6 here, in 2 of 8192 embedding weights).
+    w1, w4 = weights(tmp_path / "one"), weights(tmp_path / "four")
+    for key in w1:
+        torch.testing.assert_close(w4[key], w1[key], rtol=1e-5, atol=1e-5)
+
+
+def test_out_of_memory_names_the_cell_the_estimate_and_a_micro_batch_to_use(data, tmp_path, monkeypatch):
+    def out_of_memory(*args):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(T, "_loss_terms", out_of_memory)
+    with pytest.raises(RuntimeError) as caught:
+        T.train_cell(str(tmp_path / "oom"), **cell(data, 3, cell_id="w32-l2-oom", micro_batch_size=4, precision="fp32"))
+    assert type(caught.value) is RuntimeError and isinstance(caught.value.__cause__, torch.cuda.OutOfMemoryError)
+    need = M.training_memory(32, 2, vocab_size=VOCAB, seq_len=SEQ, micro_batch_size=4, head_dim=16, ffn_multiple=16,
+                             precision="fp32")["total"]
+    message = str(caught.value)
+    assert message.startswith("cell w32-l2-oom: out of memory on cpu training micro-batches of 4 sequences")
+    assert f"estimated need {need / 2**30:.1f} GiB" in message and "device total " in message
+    # The estimate fits the whole batch of 8 in this host's memory, so the advice is the next smaller divisor.
+    assert message.endswith("set training.micro_batch_size (config) / --micro-batch-size (CLI) to a smaller divisor "
+                            "of the per-device batch 8, e.g. 2"), message
 
 
 def test_wsd_branches_share_one_trunk_that_resumes(data, tmp_path):

@@ -16,8 +16,6 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW = ["Snakefile", "config.yaml", "rules", "workflow_scripts", "envs", "profiles", "report",
-            "configs", "t2scaling"]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 pytestmark = pytest.mark.slow
@@ -49,19 +47,6 @@ def write_config(root, name, mutate):
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))  # sorts keys: params must not depend on key order
     return path
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """A private copy of the workflow with the smoke experiment run to completion."""
-    root = tmp_path_factory.mktemp("workflow")
-    for name in WORKFLOW:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / name)
-    start = time.time()
-    snakemake(root, "--cores", "2", "--configfile", "configs/smoke.yaml")
-    print(f"smoke run: {time.time() - start:.0f} s")
-    return root
 
 
 SMOKE_TASKS, SMOKE_LAWS, SMOKE_CELLS = 2, 3, 9
@@ -352,16 +337,6 @@ def test_the_workflow_profile_never_overrides_the_cluster_profile():
     assert workflow["rerun-triggers"] == ["mtime", "params", "input", "software-env"]
     assert {key: value for key, value in workflow.items() if key in cluster and cluster[key] != value} == {}
     assert not {"cores", "jobs", "latency-wait", "keep-going", "default-resources", "set-resources"} & set(workflow)
-
-
-def test_slurm_profile_gives_train_jobs_a_gpu(tmp_path):
-    run = subprocess.run([*SNAKEMAKE, "-n", "--profile", str(REPO / "profiles/slurm"), "--configfile",
-                          str(REPO / "configs/paper.yaml"), "-s", str(REPO / "Snakefile"), "--directory",
-                          str(tmp_path)], capture_output=True, text=True, cwd=REPO)
-    assert run.returncode == 0, run.stderr[-3000:]
-    text = run.stdout + run.stderr
-    train_block = text[text.index("rule train:"):][:1500]
-    assert re.search(r"gpu=1", train_block), train_block
 
 
 def test_lint_is_clean():

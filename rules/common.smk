@@ -60,9 +60,14 @@ resolve(config)
 
 def unset_site_variables(resource_settings, environ):
     """$NAMES that the profile's resources read (profiles/slurm: partitions and account) and the environment
-    lacks: Snakemake would hand sbatch the literal text, and the cluster's error would not say what to set."""
+    lacks: Snakemake would hand sbatch the literal text, and the cluster's error would not say what to set.
+    """
     raw = [r.raw for r in (resource_settings.default_resources or {}).values()]
-    raw += [r.raw for rule in resource_settings.overwrite_resources.values() for r in rule.values()]
+    raw += [
+        r.raw
+        for rule in resource_settings.overwrite_resources.values()
+        for r in rule.values()
+    ]
     names = re.findall(r"\$\{?(\w+)", " ".join(v for v in raw if isinstance(v, str)))
     return sorted(set(n for n in names if n not in environ))
 

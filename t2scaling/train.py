@@ -40,7 +40,9 @@ import math
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import tempfile
 import time
 
@@ -499,6 +501,31 @@ def _log_progress(cell_id, step, stop_step, record, *, steps_per_s, tokens_per_s
                 100 * record["mfu"], record["lr"], tqdm.format_interval(record["elapsed_s"]), eta)
 
 
+@contextlib.contextmanager
+def _noting_sigterm():
+    """Yields a function telling whether SIGTERM arrived (a scheduler's time limit or `scancel`; SLURM sends
+    SIGKILL KillWait seconds later): the loop then saves a resumable state at its next loss sync and stops, so
+    the retried job resumes there rather than at the last periodic state. Only the main thread can set a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        yield lambda: bool(seen)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _any_rank(s, flag):
+    """flag on any rank (all ranks call this at the same step)."""
+    if s.world == 1:
+        return flag
+    value = torch.tensor([float(flag)], device=s.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def _train_steps(s, *, cell_id, start_step, stop_step, lr_fn, history, records, elapsed, identity,
                  state_dir, keep_steps=(), log_path=None):
     """The one training loop: updates start_step..stop_step-1 of run `s` (a _Session).
@@ -562,6 +589,8 @@ def _train_steps(s, *, cell_id, start_step, stop_step, lr_fn, history, records, 
         losses, norms, last_flush, flush_step = [], [], now, step
 
     t0 = time.perf_counter()
+    terminate = contextlib.ExitStack()
+    terminated = terminate.enter_context(_noting_sigterm())
     try:
         for step in range(start_step, stop_step):
             lr = lr_fn(step)
@@ -590,7 +619,8 @@ def _train_steps(s, *, cell_id, start_step, stop_step, lr_fn, history, records, 
             if must_save or done % r.log_every == 0:
                 flush(done)
                 timed = s.rank == 0 and time.perf_counter() - last_save >= r.checkpoint_every_s
-                if must_save or timed:
+                stop = _any_rank(s, terminated()) and done < stop_step
+                if must_save or timed or stop:
                     spent = elapsed + time.perf_counter() - t0
                     s.save_state(_state_path(state_dir, done), done, history, records, spent, identity)
                     if s.rank == 0:  # keep branch points and the newest state only
@@ -598,9 +628,13 @@ def _train_steps(s, *, cell_id, start_step, stop_step, lr_fn, history, records, 
                             if old < done and old not in keep_steps:
                                 os.remove(path)
                     last_save = time.perf_counter()
+                if stop:
+                    raise SystemExit(f"cell {cell_id}: stopped by SIGTERM after step {done} of {stop_step}; its "
+                                     f"state is saved in {state_dir}, and running the job again resumes there")
     except torch.cuda.OutOfMemoryError as error:
         raise RuntimeError(_out_of_memory_message(s, cell_id)) from error
     finally:
+        terminate.close()
         bar.close()
         if log_file:
             log_file.close()

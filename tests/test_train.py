@@ -409,6 +409,38 @@ def test_sigkill_and_restart_ends_with_the_uninterrupted_weights(data, reference
     assert resumed["val_loss"] == meta["val_loss"]
 
 
+TERMINATED_CHILD = """
+import json, os, signal, sys
+import t2scaling.train as T
+out, kwargs = sys.argv[1], json.loads(sys.argv[2])
+loss, seen = T._loss_terms, {"calls": 0}
+def loss_terms(*args):
+    seen["calls"] += 1
+    if seen["calls"] == 7:  # mid-step 7: the scheduler's time limit
+        os.kill(os.getpid(), signal.SIGTERM)
+    return loss(*args)
+T._loss_terms = loss_terms
+T.train_cell(out, **kwargs)
+"""
+
+
+def test_sigterm_saves_a_state_at_the_next_sync_and_the_rerun_resumes_there(data, reference, tmp_path):
+    """A job killed at its time limit (SIGTERM, then SIGKILL a little later) loses no more than the steps to the
+    next loss sync: the state is saved there, the job fails naming it, and the retry ends with the uninterrupted
+    weights."""
+    root, meta = reference
+    out = tmp_path / "terminated"
+    kwargs = cell(data, 30, checkpoint_every_steps=1000, log_every=2, log_path=str(tmp_path / "log.jsonl"))
+    child = subprocess.run([sys.executable, "-c", TERMINATED_CHILD, str(out), json.dumps(kwargs)], cwd=REPO,
+                           env=os.environ | {"PYTHONPATH": REPO}, capture_output=True, text=True, timeout=120)
+    assert child.returncode == 1, child.stderr[-2000:]
+    assert "stopped by SIGTERM after step 8 of 30" in child.stderr, child.stderr[-2000:]
+    assert sorted(os.listdir(f"{out}.scratch")) == ["step-000000008.pt"] and not out.exists()
+    resumed = T.train_cell(str(out), **kwargs)
+    assert resumed["resumed_from_step"] == 8
+    assert_same_weights(out, root / "ckpt")
+
+
 PAUSED_CHILD = """
 import json, sys, time
 import t2scaling.train as T

@@ -254,6 +254,29 @@ def test_a_batch_the_gpus_cannot_split_is_named():
     assert config_problems(config) == []
 
 
+def test_a_paper_cell_that_cannot_fit_a_gpu_is_refused_naming_the_micro_batch_that_fits():
+    """Issue 13: 256 x 2,048 tokens of the 902M model in one pass need ~1.9 TB; the config is refused before any
+    job, naming training.micro_batch_size and the largest divisor that fits training.gpu_memory_gb."""
+    config = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
+    assert config["training"]["micro_batch_size"] == "auto" and config_problems(config) == []
+    config["training"]["micro_batch_size"] = None
+    (problem,) = config_problems(config)
+    assert problem.startswith("config['training']['micro_batch_size']: the largest model (width 1504, depth 30, "
+                              "seq_len 2048) needs ~")
+    assert problem.endswith("set training.micro_batch_size to 8 (the largest divisor of the 256 sequences per GPU "
+                            "per step that fits) or to auto")
+    config["training"].update(micro_batch_size=8)
+    assert config_problems(config) == []
+    config["training"].update(micro_batch_size=16)
+    assert "set training.micro_batch_size to 8" in config_problems(config)[0]
+    config["training"].update(micro_batch_size="auto", gpu_memory_gb=4)
+    assert "even one sequence does not fit" in config_problems(config)[0]
+    config["training"].update(micro_batch_size=7, gpu_memory_gb=80)
+    assert config_problems(config) == [
+        "config['training']['micro_batch_size']: 7 does not divide the 256 sequences each device takes per step "
+        "(batch_size / gpus); pick a divisor such as 4, or null for the whole batch"]
+
+
 def test_a_context_longer_than_the_validation_corpus_is_named():
     config = smoke()
     config["evaluation"]["val_tokens"] = 50

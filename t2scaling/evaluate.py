@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from t2scaling.atomic import atomic_file
+from t2scaling.checkpoint import check_checkpoint_weights
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ def load_checkpoint(checkpoint_dir, device="auto"):
                 f"checkpoint {checkpoint_dir}: not a local directory, and not a hub id in the local Hugging Face "
                 "cache; download it where the hub is reachable (`hf download ID`) or give a local path")
     checkpoint_dir = Path(checkpoint_dir) if local else str(checkpoint_dir)
+    if local:
+        check_checkpoint_weights(checkpoint_dir)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir, local_files_only=not local)
     if not tokenizer.is_fast:
         raise ValueError(f"checkpoint {checkpoint_dir}: the tokenizer is not a fast tokenizer; answer tokens are "

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from t2scaling.atomic import replace_dir
+from t2scaling.checkpoint import check_checkpoint_weights, weights_sha256
 from t2scaling.jobs import PROGRESS_EVERY_S
 
 logger = logging.getLogger(__name__)
@@ -142,13 +143,15 @@ def example_order(n_examples, n_draws, seed):
 
 
 def _save_checkpoint(model, tokenizer, meta, out_dir):
-    """HF checkpoint dir + t2_meta.json, built in a temp dir beside out_dir and renamed into place."""
+    """HF checkpoint dir + t2_meta.json (with the new weights' sha256), built in a temp dir beside out_dir and
+    renamed into place."""
     out_dir = os.path.abspath(out_dir)
     os.makedirs(os.path.dirname(out_dir), exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", suffix=".tmp", dir=os.path.dirname(out_dir))
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        meta["weights_sha256"] = weights_sha256(tmp)  # the base's digest would not match these weights
         with open(os.path.join(tmp, "t2_meta.json"), "w") as f:
             json.dump(meta, f, indent=1)
         replace_dir(tmp, out_dir)  # a rerun replaces the old dir
@@ -189,6 +192,7 @@ def posttrain(checkpoint_dir, task_table, out_dir, *, mode="sft", epochs=6, batc
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
 
     torch.manual_seed(seed)  # dropout, in models that have it
+    check_checkpoint_weights(checkpoint_dir)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
     if not tokenizer.is_fast:
         raise ValueError(f"checkpoint {checkpoint_dir}: the tokenizer is not a fast tokenizer; answer tokens are "

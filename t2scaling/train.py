@@ -58,6 +58,7 @@ from t2scaling import __version__
 from t2scaling.atomic import replace_dir
 from t2scaling.jobs import PROGRESS_EVERY_S
 from t2scaling.grid import trunk_name
+from t2scaling.checkpoint import diverged, model_card, weights_sha256
 from t2scaling.memory import largest_micro_batch, loss_chunks, training_memory
 from t2scaling.model import build_model, model_counts
 from t2scaling.units import format_count
@@ -697,8 +698,9 @@ def _write_atomic(path, text):
 # ------------------------------------------------------------------------------------------------ export
 
 def _finish(s, out_dir, *, val_tokens_path, meta, history, records, scratch_dir):
-    """Validation loss, then the checkpoint dir (HF files, tokenizer, t2_meta.json, train_log.jsonl) built
-    beside out_dir and renamed into place. Rank 0 works, the others wait; every rank returns the meta."""
+    """Validation loss (a run no better than a uniform guess fails here, like a NaN), then the checkpoint dir (HF
+    files, tokenizer, t2_meta.json with the weights' sha256, README.md model card, train_log.jsonl) built beside
+    out_dir and renamed into place. Rank 0 works, the others wait; every rank returns the meta."""
     from t2scaling.evaluate import validation_loss  # lazy: evaluation code loads only when needed
 
     r = s.recipe
@@ -706,6 +708,12 @@ def _finish(s, out_dir, *, val_tokens_path, meta, history, records, scratch_dir)
         val_tokens = _load_tokens(val_tokens_path, "validation")
         meta["val_loss"] = validation_loss(s.raw_model, val_tokens, s.seq_len, r.val_batch_size or s.micro_batch,
                                            s.device, max_tokens=r.val_max_tokens)
+        if diverged(meta["val_loss"], s.vocab_size):
+            raise RuntimeError(
+                f"cell {meta['cell']}: training diverged: validation loss {meta['val_loss']:.4g} nats/token after "
+                f"{meta['steps']} steps is no better than a uniform guess over the vocabulary (ln "
+                f"{s.vocab_size} = {math.log(s.vocab_size):.3f}); lower the learning rate (now {r.lr:g}) or "
+                "lengthen the warmup")
         last = history[-min(10, len(history)):]
         meta.update(final_train_loss=float(np.mean(last)), device=str(s.device), world_size=s.world,
                     version=__version__)
@@ -717,8 +725,18 @@ def _finish(s, out_dir, *, val_tokens_path, meta, history, records, scratch_dir)
             for name in sorted(os.listdir(s.tokenizer_dir)):
                 if os.path.isfile(os.path.join(s.tokenizer_dir, name)):
                     shutil.copy2(os.path.join(s.tokenizer_dir, name), os.path.join(tmp, name))
+            config_path = os.path.join(tmp, "tokenizer_config.json")
+            if os.path.exists(config_path):  # the context the model was trained on, not HF's 1e30 "no limit"
+                with open(config_path) as f:
+                    tokenizer_config = json.load(f)
+                tokenizer_config["model_max_length"] = s.seq_len
+                with open(config_path, "w") as f:
+                    json.dump(tokenizer_config, f, indent=2)
+            meta["weights_sha256"] = weights_sha256(tmp)
             with open(os.path.join(tmp, "t2_meta.json"), "w") as f:
                 json.dump(meta, f, indent=1)
+            with open(os.path.join(tmp, "README.md"), "w") as f:
+                f.write(model_card(meta))
             with open(os.path.join(tmp, "train_log.jsonl"), "w") as f:
                 f.writelines(json.dumps(rec) + "\n" for rec in records)
             replace_dir(tmp, out_dir)  # a rerun replaces the old checkpoint dir

@@ -4,6 +4,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from t2scaling import memory as M
 from t2scaling import train as T
+from t2scaling.checkpoint import sha256_of
 from t2scaling.data import unigram_entropy
 from t2scaling.evaluate import validation_loss
 from t2scaling.model import build_model, model_counts
@@ -355,6 +357,31 @@ def test_tiny_cell_learns_and_its_checkpoint_reloads(data, tmp_path):
     assert len(tokenizer) == VOCAB and model.config.eos_token_id == tokenizer.eos_token_id
     val = validation_loss(model, np.load(data / "val.npy"), SEQ, BATCH, "cpu", max_tokens=4096)
     assert val == pytest.approx(meta["val_loss"], rel=1e-6)
+    # What the directory tells a reader: its context length, a model card, the weights' digest.
+    assert tokenizer.model_max_length == SEQ
+    card = (out / "README.md").read_text()
+    assert card.startswith("# w32-l2-test\n") and "300 steps" in card and f"{meta['val_loss']:.4f} nats/token" in card
+    assert meta["weights_sha256"] == {"model.safetensors": sha256_of(out / "model.safetensors")}
+
+
+def test_a_truncated_checkpoint_is_named_before_loading_and_a_finite_blow_up_fails(data, reference, tmp_path,
+                                                                                   monkeypatch):
+    from t2scaling.evaluate import load_checkpoint
+
+    root, _ = reference
+    broken = tmp_path / "w32-l2-broken"
+    shutil.copytree(root / "ckpt", broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(ValueError, match=r"checkpoint .*w32-l2-broken: model.safetensors missing or not the file "
+                                         r"training wrote .* delete the directory to retrain it"):
+        load_checkpoint(broken)
+    # A run that ends no better than a uniform guess over the vocabulary writes no checkpoint.
+    monkeypatch.setattr("t2scaling.evaluate.validation_loss", lambda *a, **k: math.log(VOCAB) + 0.5)
+    with pytest.raises(RuntimeError, match=r"cell w32-l2-blown: training diverged: validation loss .* no better "
+                                           r"than a uniform guess .*lower the learning rate"):
+        T.train_cell(str(tmp_path / "blown"), **cell(data, 4, cell_id="w32-l2-blown"))
+    assert not (tmp_path / "blown").exists()
 
 
 def test_same_seed_gives_the_same_run_and_another_seed_does_not(data, reference, tmp_path):

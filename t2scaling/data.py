@@ -344,9 +344,11 @@ def add_arguments(parser):
     which.add_argument("--vocab-size", type=int, default=schema_default("corpus.vocab_size"),
                        help="train a byte-level BPE of this many ids")
     which.add_argument("--tokenizer", help="use a pretrained tokenizer (folder or hub id) instead of training one")
-    parser.add_argument("--text-field", default=schema_default("corpus.text_field"))
-    parser.add_argument("--train-split", default="train")
-    parser.add_argument("--val-split", default="validation")
+    parser.add_argument("--text-field", default=schema_default("corpus.text_field"),
+                        help="field (column) that holds each document's text")
+    parser.add_argument("--train-split", default="train", help="split of --train read (folders and hub datasets)")
+    parser.add_argument("--val-split", default="validation",
+                        help="split of --val read (folders and hub datasets)")
     parser.add_argument("--val-documents", type=int, help="documents of the val split (all if not given)")
     parser.add_argument("--tokenizer-documents", type=int, help="train the BPE on at most this many documents")
     parser.add_argument("--streaming", action="store_true", help="stream the corpora instead of caching them")

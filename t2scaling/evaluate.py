@@ -495,15 +495,19 @@ def add_arguments(parser):
     parser.add_argument("--kind", help="registered task kind whose verifier sampling uses (default: the task name, "
                         "or the table file's stem)")
     parser.add_argument("--out", required=True, help="per-question output table (.parquet)")
-    parser.add_argument("--mode", choices=["likelihood", "sampling"], default=schema_default("evaluation.mode"))
+    parser.add_argument("--mode", choices=["likelihood", "sampling"], default=schema_default("evaluation.mode"),
+                        help="likelihood: NLL (nats) of each gold answer; sampling: --n verified samples")
     parser.add_argument("--n", type=int, default=schema_default("evaluation.n_samples"),
                         help="samples per question (sampling mode)")
-    parser.add_argument("--temperature", type=float, default=schema_default("evaluation.temperature"))
+    parser.add_argument("--temperature", type=float, default=schema_default("evaluation.temperature"),
+                        help="sampling temperature (sampling mode; the NLL is always at 1)")
     parser.add_argument("--max-new-tokens", type=int, help="sampling budget (default: answer tokens + margin)")
-    parser.add_argument("--batch-size", type=int, default=schema_default("evaluation.batch_size"))
+    parser.add_argument("--batch-size", type=int, default=schema_default("evaluation.batch_size"),
+                        help="questions per forward pass (sampling: at most, within a cache budget)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N test questions")
-    parser.add_argument("--seed", type=int, default=schema_default("seed"))
-    parser.add_argument("--device", default=schema_default("training.device"))
+    parser.add_argument("--seed", type=int, default=schema_default("seed"),
+                        help="seed of the samples (sampling mode; each question has its own stream)")
+    parser.add_argument("--device", default=schema_default("training.device"), help="auto, cpu, cuda or cuda:N")
 
 
 def run(args):

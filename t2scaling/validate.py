@@ -461,7 +461,8 @@ def write_validation(plan_path, evals, fit_paths, grid, csv_path, md_path, grid_
 # ------------------------------------------------------------------------------------------------------ CLI
 
 def add_arguments(parser):
-    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION",
+                                help="plan the cells first; table them once they are trained and evaluated")
     p = sub.add_parser("plan", help="derive the T²- and Chinchilla-optimal cells to train at one budget")
     p.add_argument("--fits", nargs="+", required=True, metavar="FIT.json", help="fit JSONs of every task")
     p.add_argument("--config", required=True, metavar="CONFIG.yaml", help="the experiment config (model family)")
@@ -470,11 +471,11 @@ def add_arguments(parser):
                    help="inference budget, FLOPs per served token")
     p.add_argument("--out", required=True, metavar="PLAN.json", help="the plan (written atomically)")
     t = sub.add_parser("table", help="tabulate measured vs predicted at the plan's cells")
-    t.add_argument("--plan", required=True, metavar="PLAN.json")
+    t.add_argument("--plan", required=True, metavar="PLAN.json", help="the plan written by `validate plan`")
     t.add_argument("--eval", nargs=3, action="append", required=True, metavar=("TASK", "CELL", "PATH"),
                    help="per-question evaluation of CELL on TASK (repeat for every task and cell)")
-    t.add_argument("--fits", nargs="+", required=True, metavar="FIT.json")
-    t.add_argument("--out", required=True, metavar="TABLE.csv")
+    t.add_argument("--fits", nargs="+", required=True, metavar="FIT.json", help="fit JSONs of every task")
+    t.add_argument("--out", required=True, metavar="TABLE.csv", help="the table (CSV)")
     t.add_argument("--markdown", metavar="TABLE.md", help="also write a readable Markdown view")
 
 

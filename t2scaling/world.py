@@ -731,7 +731,8 @@ def add_arguments(parser):
                         help="train-split questions per family (for fine-tuning; disjoint from test)")
     parser.add_argument("--entities", type=int, dest="n_entities", help="invented countries (5 facts each)")
     parser.add_argument("--documents", type=int, dest="n_documents", help="train + val documents from the passage mix")
-    parser.add_argument("--val-fraction", type=float, dest="val_fraction")
+    parser.add_argument("--val-fraction", type=float, dest="val_fraction",
+                        help="share of --documents written to the val corpus (between 0 and 1)")
     parser.add_argument("--zipf", type=float, dest="zipf_exponent",
                         help="exponent s of the countries' mention weights rank^-s")
 

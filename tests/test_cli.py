@@ -96,6 +96,24 @@ def test_every_option_has_help_and_shows_its_default(command, capsys):
     assert "(default: " in text and "(default: None)" not in text and "(default: False)" not in text
 
 
+@pytest.mark.parametrize("command", list(cli.COMMANDS))
+def test_every_command_documents_every_option(command):
+    """Every option and positional of every command (nested sub-commands and their ACTION included) has help."""
+    missing = [f"{parser.prog}: {'/'.join(action.option_strings) or action.dest}"
+               for parser, actions in options(command) for action in actions
+               if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()]
+    assert not missing, f"options without help text: {', '.join(missing)}"
+
+
+def test_train_help_runs_and_explains_the_micro_batch():
+    result = subprocess.run([sys.executable, "-m", "t2scaling.cli", "train", "--help"], capture_output=True,
+                            text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "--micro-batch-size" in text and "sequences per forward pass on one device" in text
+    assert "micro-batch" in text and "(default: 1-sqrt)" in text
+
+
 def test_defaults_show_in_plan_and_frontier_help(capsys):
     with pytest.raises(SystemExit):
         cli.main(["frontier", "--help"])

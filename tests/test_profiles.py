@@ -80,6 +80,7 @@ def test_the_profile_merges_no_unrelated_jobs_and_polls_with_squeue():
     plugin's sacct default missed a scancel and hangs without slurmdbd), an option this plugin version has."""
     profile = cluster_profile()
     assert "group-components" not in profile
+    assert "printshellcmds" not in profile  # every script rule printed "Shell command: None"
     assert profile["slurm-status-command"] == "squeue"
     assert profile["default-resources"]["slurm_account"] == "$T2_SLURM_ACCOUNT"
     help_text = subprocess.run([*SNAKEMAKE, "--help"], capture_output=True, text=True).stdout

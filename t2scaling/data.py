@@ -14,12 +14,12 @@ import itertools
 import json
 import logging
 import os
-import shutil
 import struct
-import tempfile
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from t2scaling.atomic import atomic_dir, atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -112,22 +112,6 @@ def _iterate(dataset, source, text_field, skip, limit):
 # ---------------------------------------------------------------------------------------------------------
 # Tokenizers.
 
-def _save_dir_atomic(save, out_dir):
-    """Run save(tmp_dir) and move the folder into place, so a killed job never leaves half a tokenizer."""
-    out_dir = os.path.abspath(out_dir)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{os.path.basename(out_dir)}-")
-    try:
-        save(tmp)
-        if os.path.isdir(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def train_tokenizer(texts, vocab_size, out_dir=None):
     """Train a byte-level BPE of vocab_size ids (256 bytes + merges + EOS + PAD) on an iterable of strings.
 
@@ -154,7 +138,8 @@ def train_tokenizer(texts, vocab_size, out_dir=None):
         logger.warning("the corpus supports only %d of the %d requested ids (no more pairs occur twice)",
                        len(tokenizer), vocab_size)
     if out_dir is not None:
-        _save_dir_atomic(tokenizer.save_pretrained, out_dir)
+        with atomic_dir(out_dir) as tmp:  # a killed job never leaves half a tokenizer
+            tokenizer.save_pretrained(tmp)
         logger.info("trained a byte-level BPE of %d ids -> %s", len(tokenizer), out_dir)
     return tokenizer
 
@@ -203,36 +188,29 @@ def write_tokens(texts, tokenizer, path, *, batch_size=1024, total=None):
     eos = tokenizer.eos_token_id
     dtype = token_dtype(len(tokenizer))
     path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     if total is None and hasattr(texts, "__len__"):
         total = len(texts)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".npy")
     n_tokens = n_documents = 0
-    try:
-        with os.fdopen(fd, "wb") as f, tqdm(total=total, unit="doc", desc=os.path.basename(path)) as bar:
-            f.write(_npy_header(dtype, 0))
-            texts = iter(texts)
-            while batch := list(itertools.islice(texts, batch_size)):
-                ids = [e.ids for e in backend.encode_batch_fast(batch, add_special_tokens=False)]
-                flat = np.empty(sum(map(len, ids)) + len(ids), dtype)
-                position = 0
-                for doc in ids:
-                    flat[position:position + len(doc)] = doc
-                    position += len(doc)
-                    flat[position] = eos
-                    position += 1
-                f.write(flat.tobytes())
-                n_tokens += len(flat)
-                n_documents += len(batch)
-                bar.update(len(batch))
-                bar.set_postfix(tokens=n_tokens, refresh=False)
-            f.seek(0)
-            f.write(_npy_header(dtype, n_tokens))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as tmp, open(tmp, "wb") as f, \
+            tqdm(total=total, unit="doc", desc=os.path.basename(path)) as bar:
+        f.write(_npy_header(dtype, 0))
+        texts = iter(texts)
+        while batch := list(itertools.islice(texts, batch_size)):
+            ids = [e.ids for e in backend.encode_batch_fast(batch, add_special_tokens=False)]
+            flat = np.empty(sum(map(len, ids)) + len(ids), dtype)
+            position = 0
+            for doc in ids:
+                flat[position:position + len(doc)] = doc
+                position += len(doc)
+                flat[position] = eos
+                position += 1
+            f.write(flat.tobytes())
+            n_tokens += len(flat)
+            n_documents += len(batch)
+            bar.update(len(batch))
+            bar.set_postfix(tokens=n_tokens, refresh=False)
+        f.seek(0)
+        f.write(_npy_header(dtype, n_tokens))
     logger.info("wrote %d tokens (%d documents, %s) to %s", n_tokens, n_documents, dtype.name, path)
     return {"path": path, "n_tokens": n_tokens, "n_documents": n_documents, "dtype": dtype.name}
 
@@ -255,13 +233,6 @@ def unigram_entropy(tokens, vocab_size, chunk=1 << 24):
 
 # ---------------------------------------------------------------------------------------------------------
 # The whole preparation.
-
-def _write_json_atomic(obj, path):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
-
 
 def prepare_corpus(train_source, val_source, out_dir, *, tokenizer="train", vocab_size=1024, text_field="text",
                    train_split="train", val_split="validation", val_documents=None, tokenizer_documents=None,
@@ -287,7 +258,8 @@ def prepare_corpus(train_source, val_source, out_dir, *, tokenizer="train", voca
         tok = train_tokenizer(texts, vocab_size, tokenizer_dir)
     else:
         tok = load_tokenizer(tokenizer)
-        _save_dir_atomic(tok.save_pretrained, tokenizer_dir)
+        with atomic_dir(tokenizer_dir) as tmp:
+            tok.save_pretrained(tmp)
     train = write_tokens(load_texts(train_source, split=train_split, skip=train_skip, **read), tok,
                          os.path.join(out_dir, "train.npy"))
     val = write_tokens(load_texts(val_source, split=val_split, limit=val_documents, **read), tok,
@@ -308,7 +280,8 @@ def prepare_corpus(train_source, val_source, out_dir, *, tokenizer="train", voca
                 "n_tokens": val["n_tokens"], "n_documents": val["n_documents"]},
         "unigram_entropy_nats": unigram_entropy(load_tokens(train["path"]), len(tok)),
     }
-    _write_json_atomic(summary, os.path.join(out_dir, "corpus.json"))
+    with atomic_file(os.path.join(out_dir, "corpus.json")) as tmp, open(tmp, "w") as f:
+        json.dump(summary, f, indent=2)
     logger.info("corpus in %s: %d train / %d val tokens, vocab %d, unigram entropy %.3f nats", out_dir,
                 train["n_tokens"], val["n_tokens"], len(tok), summary["unigram_entropy_nats"])
     return summary

@@ -2,12 +2,11 @@
 
 import dataclasses
 import json
-import os
-import tempfile
 
 import numpy as np
 
 from t2scaling import __version__
+from t2scaling.atomic import atomic_file
 from t2scaling.laws import LAWS, get_law
 
 
@@ -59,11 +58,8 @@ class FitResult:
     def to_json(self, path):
         """Write atomically (temp file + rename) so a killed job never leaves a half-written fit."""
         text = json.dumps(self.to_dict(), indent=2, default=_jsonable)
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as fh:
+        with atomic_file(path) as tmp, open(tmp, "w") as fh:
             fh.write(text + "\n")
-        os.replace(fh.name, path)
 
 
 def _jsonable(value):

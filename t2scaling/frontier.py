@@ -20,8 +20,6 @@ Gains are signed so that positive means T² is better.
 """
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +27,7 @@ import pandas as pd
 from scipy.special import expit
 from tqdm import tqdm
 
+from t2scaling.atomic import atomic_file
 from t2scaling.fitresult import load_fit
 from t2scaling.laws import Chinchilla, get_law
 
@@ -416,11 +415,8 @@ def _warn(task, problem, columns, n_min):
 
 def write_csv(table, path):
     """Write a table atomically: temp file in the target directory, then rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp", newline="") as fh:
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as fh:
         table.to_csv(fh, index=False)
-    os.replace(fh.name, path)
 
 
 # ------------------------------------------------------------------------------------------------------ CLI

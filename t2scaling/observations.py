@@ -14,12 +14,12 @@ import dataclasses
 import hashlib
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from t2scaling.atomic import atomic_file
 from t2scaling.passk import neg_log_pass_at_k_exact, pass_at_k_exact, pass_at_k_unbiased
 
 logger = logging.getLogger(__name__)
@@ -454,11 +454,8 @@ def collect_observations(evals, sizes, out_path, imported=()):
         raise ValueError(f"{out_path}: no evaluation tables to collect; evaluate at least one checkpoint")
     table = pd.concat(parts, ignore_index=True)
     validate(Observations(str(out_path), "per_question", table.copy(), ""))  # across files: ids, question sets
-    directory = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as fh:
+    with atomic_file(out_path) as tmp, open(tmp, "wb") as fh:
         table.to_parquet(fh, index=False)
-    os.replace(fh.name, out_path)
     return table
 
 

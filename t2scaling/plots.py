@@ -10,7 +10,6 @@ inside each plotting function only (`styled`), and `save` logs any text that ove
 import functools
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -26,6 +25,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from t2scaling.atomic import atomic_file
 from t2scaling.units import format_flops, format_params, format_sci
 
 logger = logging.getLogger(__name__)
@@ -137,10 +137,8 @@ def save(fig, path):
     if overlaps:
         logger.warning("%s: overlapping text in the figure: %s", path, _describe(overlaps))
     for target in (path, path.with_suffix(".pdf")):
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=target.suffix)
-        os.close(fd)
-        fig.savefig(tmp, format=target.suffix[1:])
-        os.replace(tmp, target)
+        with atomic_file(target) as tmp:
+            fig.savefig(tmp, format=target.suffix[1:])
 
 
 def observed_metric(observations, fit, k_grid):

@@ -18,9 +18,7 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from t2scaling.atomic import replace_dir
+from t2scaling.atomic import atomic_dir, atomic_file
 from t2scaling.checkpoint import check_checkpoint_weights, weights_sha256
 from t2scaling.jobs import PROGRESS_EVERY_S
 
@@ -145,19 +143,12 @@ def example_order(n_examples, n_draws, seed):
 def _save_checkpoint(model, tokenizer, meta, out_dir):
     """HF checkpoint dir + t2_meta.json (with the new weights' sha256), built in a temp dir beside out_dir and
     renamed into place."""
-    out_dir = os.path.abspath(out_dir)
-    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", suffix=".tmp", dir=os.path.dirname(out_dir))
-    try:
+    with atomic_dir(out_dir) as tmp:  # a rerun replaces the old dir
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         meta["weights_sha256"] = weights_sha256(tmp)  # the base's digest would not match these weights
         with open(os.path.join(tmp, "t2_meta.json"), "w") as f:
             json.dump(meta, f, indent=1)
-        replace_dir(tmp, out_dir)  # a rerun replaces the old dir
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def posttrain(checkpoint_dir, task_table, out_dir, *, mode="sft", epochs=6, batch_size=8, lr=2e-5,
@@ -259,11 +250,8 @@ def posttrain(checkpoint_dir, task_table, out_dir, *, mode="sft", epochs=6, batc
         grad_clip=GRAD_CLIP, precision="bf16" if bf16 else "fp32", device=str(device))
     _save_checkpoint(model, tokenizer, meta, out_dir)
     if log_path:
-        os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(log_path)), prefix=".tmp-")
-        with os.fdopen(fd, "w") as f:
+        with atomic_file(log_path) as tmp, open(tmp, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in records)
-        os.replace(tmp, log_path)
     logger.info("%s: loss %.4f -> %.4f (mean of the last steps) in %.1f s -> %s", mode.upper(), losses[0],
                 meta["posttrain"]["final_loss"], meta["posttrain"]["seconds"], out_dir)
     return meta

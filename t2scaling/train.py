@@ -43,7 +43,6 @@ import shutil
 import signal
 import sys
 import threading
-import tempfile
 import time
 
 import numpy as np
@@ -55,7 +54,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from t2scaling import __version__
-from t2scaling.atomic import replace_dir
+from t2scaling.atomic import atomic_dir, atomic_file
 from t2scaling.jobs import PROGRESS_EVERY_S
 from t2scaling.grid import trunk_name
 from t2scaling.checkpoint import diverged, model_card, weights_sha256
@@ -398,9 +397,8 @@ class _Session:
                      history=history, records=records, elapsed=elapsed, identity=identity,
                      rng=torch.get_rng_state(),
                      cuda_rng=torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            torch.save(state, tmp)
 
     def load_state(self, path, identity):
         state = torch.load(path, map_location=self.device, weights_only=True)
@@ -684,15 +682,12 @@ def _rewrite_log(log_path, records, rank):
     """Make the JSONL log hold exactly the records of the state being resumed (atomic)."""
     if not log_path or rank != 0:
         return
-    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
     _write_atomic(log_path, "".join(json.dumps(rec) + "\n" for rec in records))
 
 
 def _write_atomic(path, text):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
+    with atomic_file(path) as tmp, open(tmp, "w") as f:
         f.write(text)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------------ export
@@ -717,10 +712,7 @@ def _finish(s, out_dir, *, val_tokens_path, meta, history, records, scratch_dir)
         last = history[-min(10, len(history)):]
         meta.update(final_train_loss=float(np.mean(last)), device=str(s.device), world_size=s.world,
                     version=__version__)
-        parent = os.path.dirname(os.path.abspath(out_dir))
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", suffix=".tmp", dir=parent)
-        try:
+        with atomic_dir(out_dir) as tmp:  # a rerun replaces the old checkpoint dir
             s.raw_model.save_pretrained(tmp)
             for name in sorted(os.listdir(s.tokenizer_dir)):
                 if os.path.isfile(os.path.join(s.tokenizer_dir, name)):
@@ -739,10 +731,6 @@ def _finish(s, out_dir, *, val_tokens_path, meta, history, records, scratch_dir)
                 f.write(model_card(meta))
             with open(os.path.join(tmp, "train_log.jsonl"), "w") as f:
                 f.writelines(json.dumps(rec) + "\n" for rec in records)
-            replace_dir(tmp, out_dir)  # a rerun replaces the old checkpoint dir
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         if scratch_dir and not r.keep_scratch:
             shutil.rmtree(scratch_dir, ignore_errors=True)
         logger.info("cell %s: D = %d tokens, final train loss %.4f, val loss %.4f -> %s", meta["cell"], meta["D"],

@@ -29,8 +29,9 @@ import json
 import logging
 import os
 import random
-import tempfile
 import time
+
+from t2scaling.atomic import atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -625,21 +626,12 @@ class SyntheticWorld:
 
 def _write_atomic(path, lines):
     """Write lines to path through a temp file in the same folder; return the sha256 of the bytes."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for line in lines:
-                data = (line + "\n").encode("utf-8")
-                digest.update(data)
-                f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        for line in lines:
+            data = (line + "\n").encode("utf-8")
+            digest.update(data)
+            f.write(data)
     return digest.hexdigest()
 
 

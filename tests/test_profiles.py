@@ -45,7 +45,9 @@ def dry_run(tmp_path, config, site=SITE, check=True):
 def job_resources(text):
     """{rule: [resources of each of its jobs]} from a dry run's job listings."""
     jobs = {}
-    for rule, body in re.findall(r"^\s*(?:local)?rule (\w+):\n(.*?)(?=^\s*$)", text, flags=re.M | re.S):
+    # A job's listing runs to a blank line, the next job's timestamp or rule line, or the end.
+    end = r"(?=^\s*$|^\[|^\s*(?:local)?rule \w+:$|\Z)"
+    for rule, body in re.findall(r"^\s*(?:local)?rule (\w+):\n(.*?)" + end, text, flags=re.M | re.S):
         found = re.search(r"^\s*resources: (.*)$", body, flags=re.M)
         resources = dict(item.split("=", 1) for item in found.group(1).split(", ")) if found else {}
         jobs.setdefault(rule, []).append(resources)

@@ -124,15 +124,21 @@ def host_memory_mb(device_bytes, *, n_params, processes=1, saves_state=True):
 
 # ---------------------------------------------------------------------------------- a workflow cell's job
 
+def _model_shape(config):
+    """The keyword arguments every estimate takes besides width and depth, from the experiment's config."""
+    m = config["model"]
+    return dict(vocab_size=config["corpus"]["vocab_size"], seq_len=m["seq_len"], head_dim=m["head_dim"],
+                ffn_multiple=m["ffn_multiple"])
+
+
 def train_job(width, depth, tokens, *, config):
     """What the training job of one cell asks and uses, from the experiment's config (defaults injected):
     micro_batch_size (training.micro_batch_size, "auto" resolved to the largest that fits training.gpu_memory_gb),
     mem_mb (host memory: at least training.mem_mb) and runtime (minutes: twice the estimate at
     training.sustained_tflops per GPU, within [training.runtime_min, training.runtime_max_min]). On a GPU the estimate is for bf16 autocast, which
     precision "auto" picks there; on CPU for fp32, the larger of the two."""
-    t, m = config["training"], config["model"]
-    shape = dict(vocab_size=config["corpus"]["vocab_size"], seq_len=m["seq_len"], head_dim=m["head_dim"],
-                 ffn_multiple=m["ffn_multiple"])
+    t = config["training"]
+    shape = _model_shape(config)
     per_device = t["batch_size"] // max(1, t["gpus"])
     micro = t["micro_batch_size"]
     if micro == "auto":
@@ -156,8 +162,7 @@ def gpu_memory_problem(config):
     shapes = g["shapes"] + g["extra_cells"]
     if not t["gpus"] or not shapes:
         return None
-    shape = dict(vocab_size=config["corpus"]["vocab_size"], seq_len=m["seq_len"], head_dim=m["head_dim"],
-                 ffn_multiple=m["ffn_multiple"])
+    shape = _model_shape(config)
     big = max(shapes, key=lambda s: model_counts(s["width"], s["depth"], **shape)["N"])
     per_device, budget = t["batch_size"] // t["gpus"], t["gpu_memory_gb"] * 1e9
     fits = largest_micro_batch(big["width"], big["depth"], budget_bytes=budget, batch_size=per_device, **shape)
@@ -179,9 +184,8 @@ def checkpoint_job_mem_mb(width, depth, *, config, fine_tune=False):
     """Host memory (MB) of a job on one checkpoint of the grid: scoring it (rules evaluate, val_loss: a batch of
     evaluation.batch_size sequences, evaluation_memory) or fine-tuning it (rule posttrain: training_memory at
     posttrain.batch_size), on one GPU when training.gpus > 0, else on CPU."""
-    t, m = config["training"], config["model"]
-    shape = dict(vocab_size=config["corpus"]["vocab_size"], seq_len=m["seq_len"], head_dim=m["head_dim"],
-                 ffn_multiple=m["ffn_multiple"])
+    t = config["training"]
+    shape = _model_shape(config)
     if fine_tune:
         peak = training_memory(width, depth, micro_batch_size=config["posttrain"]["batch_size"],
                                precision="bf16" if t["gpus"] else "fp32", **shape)["total"]

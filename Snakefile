@@ -22,6 +22,7 @@ include: "rules/frontier.smk"
 include: "rules/plots.smk"
 include: "rules/tables.smk"
 include: "rules/extrapolate.smk"
+include: "rules/lawbench.smk"
 include: "rules/posttrain.smk"
 include: "rules/validate.smk"
 

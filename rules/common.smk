@@ -123,7 +123,8 @@ wildcard_constraints:
 # (SIZES: the rules whose params carry the checkpoints' N and D.)
 SIZES = ["collect", "plot_grid", "validation_table"]
 PARAM_KEYS = {
-    "seed": ["train", "posttrain", "fit", "pretrain_fit", "extrapolate"],
+    "seed": ["train", "posttrain", "fit", "pretrain_fit", "extrapolate", "lawbench"],
+    "lawbench": ["lawbench"],
     "world": ["world"],
     "corpus.train": ["corpus"],
     "corpus.val": ["corpus"],
@@ -551,6 +552,19 @@ def validation_evals(wildcards):
     )
 
 
+def lawbench_data():
+    """The data files `snakemake lawbench` reads: shipped ones (data/public) and the user's (lawbench.data_dir)."""
+    files = constant(REPO / "t2scaling" / "lawbench.py", "DATASET_FILES")
+    bench = config["lawbench"]
+    names = bench["datasets"] or [
+        n
+        for n, (f, shipped) in files.items()
+        if shipped or (bench["data_dir"] and (Path(bench["data_dir"]) / f).is_file())
+    ]
+    roots = {True: REPO / "data" / "public", False: Path(bench["data_dir"] or ".")}
+    return sorted({str(roots[files[n][1]] / files[n][0]) for n in names})
+
+
 def all_outputs():
     """The default target: everything but the data-dependent validate stage."""
     out = all_frontiers()
@@ -609,6 +623,7 @@ localrules:
     task_grades,
     extrapolate,
     extrapolation_summary,
+    lawbench,
     posttrain_collect,
     posttrain_fit,
     posttrain_frontier,

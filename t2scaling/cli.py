@@ -18,10 +18,11 @@ COMMANDS = {
     "train": ("t2scaling.train", "pretrain one (N, D) grid cell to an HF checkpoint"),
     "eval": ("t2scaling.evaluate", "evaluate a checkpoint on a task (per-question NLL or samples)"),
     "posttrain": ("t2scaling.posttrain", "fine-tune a checkpoint on a task's train split (FT or SFT)"),
-    "fit": ("t2scaling.fit", "fit a scaling law (chinchilla, approach1, approach2) to a table"),
+    "fit": ("t2scaling.fit", "fit a scaling law (chinchilla, approach1, approach2, beta_chinchilla) to a table"),
     "frontier": ("t2scaling.frontier", "solve compute-optimal frontiers over a range of budgets"),
     "plan": ("t2scaling.plan", "recommend N, D and k for one training and inference budget"),
     "extrapolate": ("t2scaling.extrapolate", "fit on part of the checkpoints, predict the held-out ones, report errors"),
+    "lawbench": ("t2scaling.lawbench", "judge every law against baselines on public training runs"),
     "validate": ("t2scaling.validate", "derive the predicted-optimal cells to train at a budget, or tabulate them"),
 }
 

@@ -5,8 +5,9 @@ Every law and baseline is judged in one space, mean pass@k (metric `pass_at_k`; 
 by `observations.pass_at_k_matrix`), and laws that predict a loss also in nats (metric `task_loss`: Approach 1's
 Q = mean -log pass@k, or -log mean pass@k from samples or aggregated pass@k, §2.4; Chinchilla's mean task NLL at
 k = 1). Approach 1's pass@k prediction is exp(-L̂). Two baselines give the numbers a scale: `nearest_checkpoint`
-(the measured pass@k of the fitted checkpoint nearest in (log N, log D)) and `chinchilla` (its predicted mean NLL
-mapped to pass@k through that nearest checkpoint's per-question NLLs). Fits go through `fit.fit_observations`.
+(the measured pass@k of the fitted checkpoint nearest in (log N, log D); on a loss table its loss) and
+`chinchilla` (its predicted loss mapped to pass@k through that nearest checkpoint's per-question NLLs, or its
+per-question c/n for sample counts; `shifted_pass_at_k`). Fits go through `fit.fit_observations`.
 Works on any observation table, imported or collected; nothing is trained.
 """
 
@@ -26,9 +27,9 @@ from t2scaling.units import format_number
 
 logger = logging.getLogger(__name__)
 
-LAWS = tuple(fit.VARIANTS)  # chinchilla, approach1, approach2
+LAWS = tuple(fit.VARIANTS)  # chinchilla, approach1, approach2, beta_chinchilla
 BASELINES = ("nearest_checkpoint", "chinchilla")
-ORDER = ("approach1", "approach2", "chinchilla", "nearest_checkpoint")  # the T² laws, then the baselines beside them
+ORDER = ("approach1", "approach2", "beta_chinchilla", "chinchilla", "nearest_checkpoint")  # the T² laws, then the baselines beside them
 METRICS = ("pass_at_k", "task_loss")
 COLUMNS = ["task", "approach", "metric", "checkpoint", "N", "D", "tokens_per_param", "k", "measured", "predicted",
            "rel_abs_error"]
@@ -118,9 +119,14 @@ def nearest(N, D, held):
 
 
 def shifted_pass_at_k(obs, names, N, D, neighbours, nll, k):
-    """Mean pass@k (H, K) of held-out checkpoints `names` (with N, D) whose per-question NLLs are those of their
-    nearest fitted checkpoints `neighbours`, shifted by one constant each to have mean `nll` (H,): NLL_i + (nll -
-    mean_i NLL_i). Measured like any checkpoint, by `observations.pass_at_k_matrix` on the shifted questions."""
+    """Mean pass@k (H, K) of held-out checkpoints `names` (with N, D) whose per-question success probabilities are
+    those of their nearest fitted checkpoints `neighbours`, each scaled by one factor to match the predicted
+    loss `nll` (H,) as the Chinchilla fit measured it (`observations.loss_points`). With likelihoods the mean
+    NLL: NLL_i + (nll - mean_i NLL_i). From sample counts -log(mean pass@1): p_i = c_i/n_i times
+    exp(-nll)/mean_i p_i, capped at 1. Measured like any checkpoint, by `observations.pass_at_k_matrix` on the
+    scaled questions."""
+    if not obs.has_p:
+        return _scaled_samples_pass_at_k(obs, names, N, D, neighbours, nll, k)
     questions = obs.frame[["checkpoint", "question", "nll"]].rename(columns={"checkpoint": "neighbour"})
     frame = pd.DataFrame({"checkpoint": names, "N": N, "D": D, "neighbour": neighbours, "target": nll})
     frame = frame.merge(questions, on="neighbour")
@@ -131,8 +137,27 @@ def shifted_pass_at_k(obs, names, N, D, neighbours, nll, k):
                     int(low.sum()), len(frame))
     frame["nll"] = frame["nll"].clip(lower=0.0)
     frame["p"] = np.exp(-frame["nll"])
+    return _measure_p(obs, frame, names, k)
+
+
+def _measure_p(obs, frame, names, k):
     ckpts, _, acc = observations.pass_at_k_matrix(dataclasses.replace(obs, frame=frame, sha256=""), k, "p")
     return pd.DataFrame(acc, index=ckpts.index).loc[names].to_numpy()
+
+
+def _scaled_samples_pass_at_k(obs, names, N, D, neighbours, nll, k):
+    """shifted_pass_at_k from sample counts: the plug-in pass@k of the scaled c/n (a neighbour that solved
+    nothing stays at 0)."""
+    questions = obs.frame[["checkpoint", "question", "n_samples", "n_correct"]].rename(
+        columns={"checkpoint": "neighbour"})
+    frame = pd.DataFrame({"checkpoint": names, "N": N, "D": D, "neighbour": neighbours, "target": nll})
+    frame = frame.merge(questions, on="neighbour")
+    p = frame["n_correct"] / frame["n_samples"]
+    mean = p.groupby(frame["checkpoint"]).transform("mean")
+    factor = np.where(mean > 0, np.exp(-frame["target"]) / mean.where(mean > 0, 1.0), 0.0)
+    frame["p"] = np.minimum(p * factor, 1.0)
+    frame["nll"] = -np.log(frame["p"])
+    return _measure_p(obs, frame.drop(columns=["n_samples", "n_correct"]), names, k)
 
 
 def extrapolate(observations_table, laws, *, baselines=BASELINES, min_tokens_per_param=None, checkpoints=(),
@@ -146,7 +171,8 @@ def extrapolate(observations_table, laws, *, baselines=BASELINES, min_tokens_per
     metric x held-out checkpoint x k, rel_abs_error = |predicted - measured| / |measured|; and {law: FitResult}.
     Metric 'pass_at_k' (mean pass@k) for every law and baseline; 'task_loss' (nats) for approach1 (Q at every k)
     and chinchilla (mean NLL, k = 1). Baselines that a table cannot support are skipped with a note: chinchilla
-    needs per-question likelihoods, nearest_checkpoint pass@k. Points whose measured value is 0 (relative error
+    needs per-question data (likelihoods or sample counts); on a loss table nearest_checkpoint predicts the loss
+    (metric 'task_loss'). Points whose measured value is 0 (relative error
     undefined) are left out with a warning.
     """
     obs = observations_table
@@ -159,17 +185,15 @@ def extrapolate(observations_table, laws, *, baselines=BASELINES, min_tokens_per
         raise ValueError(f"unknown or no laws {unknown or laws}; choose among {', '.join(LAWS)} (baselines: "
                          f"{', '.join(BASELINES)})")
     obs = _with_ids(obs)
-    # Chinchilla's NLL reaches pass@k only through per-question likelihoods; a loss table has no pass@k at all.
-    nll_to_pass = obs.form == "per_question" and obs.has_p
+    # Chinchilla's loss reaches pass@k only through per-question data; a loss table has no pass@k at all.
+    nll_to_pass = obs.form == "per_question" and (obs.has_p or obs.has_samples)
     fitted = list(laws)
     if "chinchilla" in baselines and "chinchilla" not in laws:
         if nll_to_pass:
             fitted.append("chinchilla")
         else:
-            logger.info("%s: chinchilla baseline skipped: mapping its NLL to pass@k needs per-question nll/p, and "
-                        "this is a %s table%s", obs.path, obs.form, " of sample counts" * (obs.form == "per_question"))
-    if "nearest_checkpoint" in baselines and obs.form == "loss":
-        logger.info("%s: nearest_checkpoint baseline skipped: a loss table has no pass@k", obs.path)
+            logger.info("%s: chinchilla baseline skipped: mapping its loss to pass@k needs per-question data, and "
+                        "this is a %s table", obs.path, obs.form)
     ckpts = observations.checkpoints(obs)
     out = held_out(ckpts, min_tokens_per_param, checkpoints, fitted, obs.path)
     train = _subset(obs, set(ckpts.index) - set(out))
@@ -178,7 +202,7 @@ def extrapolate(observations_table, laws, *, baselines=BASELINES, min_tokens_per
         fit.require_form(law, obs)
     acc = measured(obs, "pass_at_k", k_grid, source) if obs.form != "loss" else None
     loss = measured(obs, "task_loss", k_grid, source) if "approach1" in fitted else None
-    nll = measured(obs, "nll") if "chinchilla" in fitted else None
+    nll = measured(obs, "nll") if "chinchilla" in fitted or obs.form == "loss" else None
     label = f"{obs.path} (without the {len(out)} held-out checkpoints)"
     parts, fits = [], {}
 
@@ -200,7 +224,7 @@ def extrapolate(observations_table, laws, *, baselines=BASELINES, min_tokens_per
         if law == "approach1":
             add(law, "task_loss", loss, curve, why)
             add(law, "pass_at_k", acc, lambda N, D, k: np.exp(-curve(N, D, k)), why)
-        elif law == "approach2":
+        elif get_law(law).metric == "accuracy":  # approach2, beta_chinchilla
             add(law, "pass_at_k", acc, curve, why)
         else:
             add(law, "task_loss", nll, lambda N, D, k: curve(N, D, np.ones(1)), why)
@@ -210,11 +234,12 @@ def extrapolate(observations_table, laws, *, baselines=BASELINES, min_tokens_per
                 add(law, "pass_at_k", acc, lambda N, D, k: shifted_pass_at_k(
                     obs, acc[0][held], N, D, near, result.predict(N, D), k), why)
             else:
-                logger.info("%s: chinchilla predicts task loss only: its pass@k needs per-question nll/p", obs.path)
-    if "nearest_checkpoint" in baselines and acc is not None:
-        held = np.isin(acc[0], out)
-        near = acc[4][nearest(acc[1], acc[2], held)]
-        add("nearest_checkpoint", "pass_at_k", acc, lambda N, D, k: near, "the nearest checkpoint's pass@k")
+                logger.info("%s: chinchilla predicts task loss only: its pass@k needs per-question data", obs.path)
+    if "nearest_checkpoint" in baselines:  # pass@k where there is any, else the loss of a loss table
+        metric, target = ("pass_at_k", acc) if acc is not None else ("task_loss", nll)
+        held = np.isin(target[0], out)
+        near = target[4][nearest(target[1], target[2], held)]
+        add("nearest_checkpoint", metric, target, lambda N, D, k: near, f"the nearest checkpoint's {metric}")
     table = pd.concat(parts, ignore_index=True)[COLUMNS]
     if table.empty:
         raise ValueError(f"{obs.path}: every held-out point has measured value 0, so no relative error is defined; "

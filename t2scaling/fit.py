@@ -47,7 +47,9 @@ THETA_BOUNDS = np.array([(-50, 50), (0, 1e3), (1e-6, 1), (-25, 25), (-25, 25)], 
 # Legitimate values on a bound: theta2 = 1 (every question solvable in the limit) and E ~ 0 (no loss floor, as
 # for task loss -log pass@k, which tends to 0 as k grows).
 LEGAL_AT_BOUND = {("theta2", "upper"), ("E", "lower")}
-VARIANTS = {"chinchilla": ("huber", "profile_e"), "approach1": ("sse",), "approach2": ("sse", "likelihood")}
+VARIANTS = {"chinchilla": ("huber", "profile_e"), "approach1": ("sse",), "approach2": ("sse", "likelihood"),
+            "beta_chinchilla": ("likelihood",)}
+PER_QUESTION_LAWS = ("approach2", "beta_chinchilla")  # fitted to per-question data
 DEFAULT_K_GRID = observations.DEFAULT_K_GRID
 
 
@@ -103,16 +105,23 @@ def _approach2_sse_objective(T, L, k, acc):
 
 def _approach2_nll_objective(T, L, data):
     """Negative log-likelihood (nats) of per-question p (Beta) or (n, c) (Beta-binomial) at links of L."""
+    return beta_nll(*_beta_ab(T, L), data)
+
+
+def beta_nll(a, b, da, db, valid, data):
+    """Negative log-likelihood (nats) (S,) and its gradient (S, P) of per-question data under Beta(a, b) per
+    checkpoint: a, b (S, C); da, db (P, S, C) their derivatives in P parameters; valid (S,) rows inside the
+    links' accurate region (others are walled off). data: observations.likelihood_data — Beta on p, or
+    Beta-binomial on distinct (checkpoint, n, c) rows with counts."""
     if data["kind"] == "beta":  # sufficient statistics per checkpoint: m, sum log p, sum log(1 - p)
-        a, b, da, db, valid = _beta_ab(T, L)
         m, ab = data["m"], digamma(a + b)
         value = -((a - 1) * data["sum_log_p"] + (b - 1) * data["sum_log_1mp"] - m * betaln(a, b)).sum(axis=1)
         ga = -(data["sum_log_p"] - m * (digamma(a) - ab))
         gb = -(data["sum_log_1mp"] - m * (digamma(b) - ab))
-    else:  # distinct (checkpoint, n, c) rows with counts; Beta-binomial log pmf by lnΓ/ψ differences that stay
-        # accurate at large nu (scipy's betabinom.logpmf subtracts betaln values ~ nu log nu)
-        n, c, w = data["n"], data["c"], data["count"]
-        a, b, da, db, valid = _beta_ab(T, L[data["ckpt"]])
+    else:  # Beta-binomial log pmf by lnΓ/ψ differences that stay accurate at large nu (scipy's
+        # betabinom.logpmf subtracts betaln values ~ nu log nu)
+        n, c, w, rows = data["n"], data["c"], data["count"], data["ckpt"]
+        a, b, da, db = a[:, rows], b[:, rows], da[..., rows], db[..., rows]
         log_comb = gammaln(n + 1) - gammaln(c + 1) - gammaln(n - c + 1)
         value = -(w * (log_comb + lgamma_diff(a, c) + lgamma_diff(b, n - c) - lgamma_diff(a + b, n))).sum(axis=1)
         common = digamma_diff(a + b, n)
@@ -591,13 +600,19 @@ def _theta_init(L, k, acc):
     spread = max(L.std(), 1e-3)
     fit = least_squares(lambda t: t[2] * expit(-t[1] * (L - t[0])) - acc1, [np.median(L), 2 / spread,
                         min(1.0, max(acc1.max(), 1e-3))], bounds=([-50, 0, 1e-6], [50, 1e3, 1]))
+    best = best_log_nu(acc1, k, acc)
+    slope, intercept = np.polyfit(L, best, 1) if np.unique(L).size > 1 else (0.0, best.mean())
+    return np.clip(np.r_[fit.x, intercept, slope], THETA_BOUNDS[:, 0], THETA_BOUNDS[:, 1])
+
+
+def best_log_nu(acc1, k, acc):
+    """Per checkpoint, the log precision (of 161 in [-6, 10]) of a Beta with mean pass@1 `acc1` (C,) whose pass@k
+    over the k grid (K,) best matches the measured `acc` (C, K) by SSE: a start for precision links."""
     mu = np.clip(acc1, 1e-6, 1 - 1e-6)[:, None, None]
     log_nu = np.linspace(-6, 10, 161)[None, :, None]
     nu = np.exp(log_nu)
     sse = ((beta_pass_at_k(mu * nu, (1 - mu) * nu, k[None, None, :]) - acc[:, None, :]) ** 2).sum(-1)
-    best = log_nu[0, sse.argmin(1), 0]
-    slope, intercept = np.polyfit(L, best, 1) if np.unique(L).size > 1 else (0.0, best.mean())
-    return np.clip(np.r_[fit.x, intercept, slope], THETA_BOUNDS[:, 0], THETA_BOUNDS[:, 1])
+    return log_nu[0, sse.argmin(1), 0]
 
 
 def _theta_starts(init, restarts, L, rng):
@@ -718,9 +733,9 @@ def _variant(law, variant, label):
 
 
 def require_form(law, obs, label=None):
-    """Stop early when a table's form cannot feed `law` (Approach 2 needs per-question data)."""
-    if law == "approach2" and obs.form != "per_question":
-        raise ValueError(f"{label or obs.path}: approach2 needs a per-question table (checkpoint, N, D, question, "
+    """Stop early when a table's form cannot feed `law` (Approach 2 and Beta-Chinchilla need per-question data)."""
+    if law in PER_QUESTION_LAWS and obs.form != "per_question":
+        raise ValueError(f"{label or obs.path}: {law} needs a per-question table (checkpoint, N, D, question, "
                          f"nll/p and/or n_samples/n_correct); this is a {obs.form} table — fit approach1 instead")
 
 
@@ -745,6 +760,14 @@ def fit_observations(law, obs, *, task="", k_grid=None, restarts=None, bootstrap
         _require_task_loss(label, ckpts.index, k, Q)
         result = fit_approach1(ckpts["N"].to_numpy()[:, None], ckpts["D"].to_numpy()[:, None], k[None, :], Q,
                                restarts=restarts, **common)
+    elif law == "beta_chinchilla":
+        from t2scaling.fit_beta import fit_beta_chinchilla  # it builds on this module's optimiser
+
+        used = observations.choose_source(obs, source)
+        ckpts, k, acc = observations.pass_at_k_matrix(obs, _with_one(observations.k_grid_for(obs, k_grid, used)),
+                                                      used)
+        result = fit_beta_chinchilla(ckpts["N"].to_numpy(), ckpts["D"].to_numpy(), k, acc,
+                                     observations.likelihood_data(obs, used)[1], restarts=restarts, **common)
     else:
         used = observations.choose_source(obs, source)
         N, D, nll, var = observations.loss_points(obs)
@@ -754,6 +777,11 @@ def fit_observations(law, obs, *, task="", k_grid=None, restarts=None, bootstrap
                                nll_variance=var, restarts=restarts, **common)
     result.options.update(form=obs.form, source=used)
     return result
+
+
+def _with_one(k):
+    """The k grid with k = 1 first (Beta-Chinchilla's starts read pass@1)."""
+    return np.unique(np.r_[1.0, k])
 
 
 def _require_task_loss(label, names, k, Q):
@@ -793,7 +821,7 @@ def add_arguments(parser):
     from t2scaling.config import schema_default
 
     parser.add_argument("law", choices=list(VARIANTS), help="law to fit: chinchilla (a loss table: N, D, loss), "
-                                                            "approach1 or approach2 (a task's pass@k)")
+                        "approach1 or approach2 (a task's pass@k), beta_chinchilla (per-question data)")
     parser.add_argument("table", help="observation table, CSV or Parquet (docs/contracts.md)")
     parser.add_argument("--out", metavar="FIT.json", help="write the Fit JSON here (default: print the fit only)")
     parser.add_argument("--bootstrap", type=int, default=schema_default("fits.bootstrap"),

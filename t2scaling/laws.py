@@ -173,3 +173,33 @@ class NaiveSigmoid(Law):
         k = np.asarray(k, dtype=float)
         return -np.expm1(k * np.log1p(-np.clip(p, 0.0, 1.0 - 1e-15)))
 
+
+
+def beta_chinchilla_ab(params, N, D):
+    """Beta (a, b) of per-question accuracy for `BetaChinchilla` at N params, D tokens: mean mu = exp(-L(N, D)),
+    precision nu = exp(nu0) L^nu1, both clipped as Approach 2's links are (MU_RANGE, LOG_NU_RANGE)."""
+    L = _chinchilla_loss(params, N, D)
+    mu = np.clip(np.exp(-L), *MU_RANGE)
+    nu = np.exp(np.clip(params["nu0"] + params["nu1"] * np.log(L), *LOG_NU_RANGE))
+    return mu * nu, (1.0 - mu) * nu
+
+
+@register
+class BetaChinchilla(Law):
+    """Per-question accuracy p ~ Beta(mu nu, (1 - mu) nu) whose parameters scale with N and D (after Schaeffer et
+    al. 2025, who find pass@k's power law in k comes from the left tail of the per-question p distribution).
+
+    mu = exp(-L(N, D)) with L = E + A/N^alpha + B/D^beta (nats; the mean pass@1 saturates at exp(-E)), and
+    nu = exp(nu0) L^nu1. pass@k = 1 - B(a, b + k)/B(a, b). All seven parameters are fitted jointly by maximum
+    likelihood of the per-question data (fit_beta.fit_beta_chinchilla), not through a separate NLL fit.
+    """
+
+    name = "beta_chinchilla"
+    metric = "accuracy"
+    param_names = ("A", "B", "E", "alpha", "beta", "nu0", "nu1")
+    log_params = ("A", "B", "E")
+    uses_k = True
+
+    def predict(self, params, N, D, k=1.0):
+        a, b = beta_chinchilla_ab(params, N, D)
+        return beta_pass_at_k(a, b, k)

@@ -85,6 +85,16 @@ def read_table(path, columns=None):
     return obs
 
 
+def from_frame(frame, label, columns=None):
+    """Validate an in-memory table (e.g. a public dataset's loader output) as `read_table` does a file; `label`
+    names it in every message, and its sha256 is that of the frame's contents."""
+    frame = _rename(frame.reset_index(drop=True), columns, label)
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+    obs = Observations(label, _form(frame, label), frame, "sha256:" + digest, list(frame.columns))
+    validate(obs)
+    return obs
+
+
 def _read_frame(path):
     """The raw frame of a CSV/TSV or Parquet file; a file that cannot be read is a ValueError naming it."""
     suffix = Path(path).suffix.lower()

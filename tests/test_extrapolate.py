@@ -155,17 +155,30 @@ def test_chinchilla_baseline_maps_its_nll_to_pass_at_k_exactly_under_a_shift_pat
     assert rows(near, "nearest_checkpoint", "pass_at_k")["rel_abs_error"].min() > 1e-3
 
 
-def test_sample_count_tables_skip_the_chinchilla_baseline_and_refuse_all_zero_points(tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="t2scaling.extrapolate"):
-        table, fits = extrapolate(offset_table(tmp_path, samples=True), ["approach2"], min_tokens_per_param=100,
-                                  k_grid=K, restarts=5, allow_unconverged=True)  # the law is not the point here
-    assert "chinchilla baseline skipped" in caplog.text and "chinchilla" not in fits
-    assert set(table["approach"]) == {"approach2", "nearest_checkpoint"} and set(table["metric"]) == {"pass_at_k"}
+def test_sample_count_tables_map_the_chinchilla_baseline_through_scaled_c_over_n_and_refuse_all_zero_points(tmp_path):
+    table, fits = extrapolate(offset_table(tmp_path, samples=True), ["approach2"], min_tokens_per_param=100,
+                              k_grid=K, restarts=5, allow_unconverged=True)  # the law is not the point here
+    assert set(table["approach"]) == {"approach2", "chinchilla", "nearest_checkpoint"}
+    # Chinchilla is fitted to -log(mean pass@1) and reaches pass@k through the neighbour's c/n, scaled by one
+    # factor to its predicted mean pass@1: the plug-in 1 - (1 - p)^k of those scaled p, computed here by hand.
+    frame = pd.read_csv(tmp_path / "offsets.csv")
+    N, D = cells()
+    chin = rows(table, "chinchilla", "pass_at_k")
+    for held, near in NEAREST.items():
+        i = int(held[1:])
+        p = (frame.loc[frame["checkpoint"] == near, "n_correct"] / 64).to_numpy()
+        scaled = np.minimum(p * np.exp(-fits["chinchilla"].predict(N[i], D[i])) / p.mean(), 1.0)
+        expected = [np.mean(1 - (1 - scaled) ** k) for k in K]
+        np.testing.assert_allclose(chin.loc[chin["checkpoint"] == held, "predicted"], expected, rtol=1e-12)
 
     def unsolved(frame):  # the held-out checkpoints solve nothing: pass@k 0, no relative error anywhere
         frame.loc[frame["checkpoint"].isin(HELD), "n_correct"] = 0
 
     with pytest.raises(ValueError, match="every held-out point has measured value 0"):
+        extrapolate(offset_table(tmp_path, samples=True, edit=unsolved), ["approach2"], baselines=["nearest_checkpoint"],
+                    min_tokens_per_param=100, k_grid=K, restarts=5, allow_unconverged=True)
+    # the Chinchilla baseline's loss, -log(mean pass@1), is infinite there: it says which checkpoint
+    with pytest.raises(ValueError, match="checkpoint 'c20' solves no question at k = 1"):
         extrapolate(offset_table(tmp_path, samples=True, edit=unsolved), ["approach2"], min_tokens_per_param=100,
                     k_grid=K, restarts=5, allow_unconverged=True)
 
@@ -186,8 +199,13 @@ def test_approach1_and_chinchilla_extrapolate_exactly_from_imported_tables(tmp_p
     loss = pd.DataFrame({"N": N, "D": D, "loss": get_law("chinchilla").predict(AP2, N, D)})  # no checkpoint column
     loss.to_csv(tmp_path / "loss.csv", index=False)
     table, _ = extrapolate(tmp_path / "loss.csv", "chinchilla", checkpoints=["row 21", "row 23"])
-    assert list(table["checkpoint"]) == ["row 21", "row 23"] and table["rel_abs_error"].max() < 1e-5
-    assert list(table["k"]) == [1.0, 1.0] and set(table["metric"]) == {"task_loss"}  # no pass@k in a loss table
+    law = rows(table, "chinchilla", "task_loss")
+    assert list(law["checkpoint"]) == ["row 21", "row 23"] and law["rel_abs_error"].max() < 1e-5
+    assert list(table["k"]) == [1.0] * 4 and set(table["metric"]) == {"task_loss"}  # no pass@k in a loss table
+    # on a loss table the nearest-checkpoint baseline predicts the neighbour's loss: rows 21 and 23 are cells
+    # c20 and c22, and with c21 (row 22, 2M params at 300 tokens/param) left in the fit it is both one's neighbour
+    near = rows(table, "nearest_checkpoint", "task_loss")
+    np.testing.assert_array_equal(near["predicted"], loss["loss"].to_numpy()[[21, 21]])
 
 
 def test_measured_loss_near_zero_keeps_pass_at_k_errors_finite(tmp_path, caplog):

@@ -156,7 +156,6 @@ def _scaled_samples_pass_at_k(obs, names, N, D, neighbours, nll, k):
     mean = p.groupby(frame["checkpoint"]).transform("mean")
     factor = np.where(mean > 0, np.exp(-frame["target"]) / mean.where(mean > 0, 1.0), 0.0)
     frame["p"] = np.minimum(p * factor, 1.0)
-    frame["nll"] = -np.log(frame["p"])
     return _measure_p(obs, frame.drop(columns=["n_samples", "n_correct"]), names, k)
 
 

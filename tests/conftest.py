@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = ["Snakefile", "config.yaml", "rules", "workflow_scripts", "envs", "profiles", "report", "configs",
-            "t2scaling"]
+            "t2scaling", "data"]
 
 for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # numpy/scipy only; torch threads are set per test
     os.environ.setdefault(_var, "1")

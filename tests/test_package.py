@@ -157,3 +157,15 @@ def test_fit_frontier_plan_and_validate_plan_run_from_the_wheel(installed):
     assert {r["role"] for r in plan["roles"]} == {"approach1", "chinchilla"}
     for role in plan["roles"]:
         assert re.fullmatch(r"w\d+-l\d+-d\d+", role["cell"]) and 1e3 < role["N"] < 1e6
+
+
+def test_lawbench_runs_from_the_wheel_on_the_public_data_it_ships(installed):
+    work = installed[3]
+    out = run_in(installed, "t2scaling", "lawbench", "--data", "gadre_c4", "--split", "later", "--restarts", "2",
+                 "--out", "bench").stdout
+    assert "gadre_c4" in out and "chinchilla" in out
+    table = pd.read_csv(work / "bench" / "lawbench.csv")
+    assert set(table["dataset"]) == {"gadre_c4"} and set(table["law"]) == {"chinchilla", "nearest_checkpoint"}
+    shipped = run_in(installed, "python", "-c", "import t2scaling.lawbench as l; print(l.shipped_dir())").stdout
+    assert Path(shipped.strip()).name == "public_data" and REPO not in Path(shipped.strip()).resolve().parents
+    assert (Path(shipped.strip()) / "gadre_overtraining" / "SOURCE.md").is_file()

@@ -339,6 +339,28 @@ def test_the_workflow_profile_never_overrides_the_cluster_profile():
     assert not {"cores", "jobs", "latency-wait", "keep-going", "default-resources", "set-resources"} & set(workflow)
 
 
+def test_lawbench_target_runs_and_re_runs_only_on_its_own_settings_or_data(tmp_path):
+    from conftest import copy_workflow
+
+    root = copy_workflow(tmp_path)
+    bench = {"datasets": ["gadre_c4", "porian_rw"], "splits": ["later"], "restarts": 2}
+    config = write_config(root, "bench", lambda c: c.update(lawbench=bench))
+    assert job_counts(root, config, "lawbench") == {"lawbench": 1}
+    snakemake(root, "lawbench", "--cores", "1", "--configfile", str(config))
+    table = pd.read_csv(root / "results/lawbench/lawbench.csv")
+    assert set(table["dataset"]) == {"gadre_c4", "porian_rw"} and set(table["split"]) == {"later"}
+    assert {p.name for p in (root / "results/lawbench/figures").glob("*.png")} == {"lawbench_gadre_c4.png",
+                                                                                  "lawbench_porian_rw.png"}
+    assert (root / "logs/lawbench/lawbench.log").is_file() and (root / "benchmarks_out/lawbench/lawbench.tsv").is_file()
+    assert job_counts(root, config, "lawbench") == {}
+    unrelated = write_config(root, "bench_fits", lambda c: c.update(lawbench=bench) or c["fits"].update(restarts=11))
+    assert job_counts(root, unrelated, "lawbench") == {}
+    more = write_config(root, "bench_both", lambda c: c.update(lawbench={**bench, "splits": ["later", "both"]}))
+    assert job_counts(root, more, "lawbench") == {"lawbench": 1}
+    with edited(root, {"data/public/porian_isoflop/points.csv": lambda text: text + "\n"}):
+        assert job_counts(root, config, "lawbench") == {"lawbench": 1}  # its data are inputs
+
+
 def test_lint_is_clean():
     run = snakemake(REPO, "--lint", check=False)
     assert "Congratulations" in run.stdout + run.stderr, run.stdout[-3000:] + run.stderr[-3000:]

@@ -133,8 +133,9 @@ def fit_beta_chinchilla(N, D, k, pass_at_k, likelihood, *, restarts=None, bootst
     rng = np.random.default_rng(seed)
     starts = _starts(N, D, log_ref, k, acc, restarts, rng, label)
     objective = make(np.arange(len(N)), likelihood)
-    results = sorted((_repolish(objective, r) for r in F._multistart(objective, starts, BOUNDS, scale=0.0)),
-                     key=lambda r: r.fun if np.isfinite(r.fun) else np.inf)
+    with np.errstate(all="ignore"):  # trial steps may leave the region where the links are finite; they lose
+        results = sorted((_repolish(objective, r) for r in F._multistart(objective, starts, BOUNDS, scale=0.0)),
+                         key=lambda r: r.fun if np.isfinite(r.fun) else np.inf)
     best = results[0] if results else None
     x = best.x if best is not None else np.full(7, np.nan)
     params = law.unpack(F._natural(x, log_ref))

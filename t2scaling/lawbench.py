@@ -275,35 +275,52 @@ def markdown(table, skipped=()):
     return "\n".join(lines)
 
 
+LABELS = {"nearest_checkpoint": "nearest checkpoint (baseline)", "chinchilla": "Chinchilla",
+          "beta_chinchilla": "Beta-Chinchilla"}
+COLORS = {"beta_chinchilla": "tab:green", "nearest_checkpoint": "tab:gray"}
+
+
 def plot(table, dataset, path):
-    """Grouped bars: mean relative error (%, log scale) pooled over k per split and law, medians as ticks."""
+    """Grouped bars per split and law: mean relative error (%, log scale) pooled over k; diamonds mark medians;
+    hatched bars are fits that did not converge. One panel per metric."""
+    from matplotlib.patches import Patch
+
     from t2scaling.plots import APPROACH_STYLE, new_figure, save, styled
 
     @styled
     def draw():
         pooled = table[(table["k"] == "all") & (table["dataset"] == dataset)]
         metrics = [m for m in extrapolate.METRICS if m in set(pooled["metric"])]
-        fig, axes = new_figure(1, len(metrics), figsize=(3.4 * len(metrics), 2.8), squeeze=False)
+        fig, axes = new_figure(1, len(metrics), figsize=(3.4 * len(metrics), 3.0), squeeze=False)
+        handles = {}
         for ax, metric in zip(axes[0], metrics):
             rows = pooled[pooled["metric"] == metric]
             splits = [s for s in SPLITS if s in set(rows["split"])]
             laws = [law for law in ORDER if law in set(rows["law"])]
             width = 0.8 / len(laws)
             for j, law in enumerate(laws):
-                style = APPROACH_STYLE.get(law, {})
-                color = style.get("color", {"beta_chinchilla": "tab:green", "nearest_checkpoint": "tab:gray"}.get(law))
-                x = np.array([i for i, s in enumerate(splits) if ((rows["law"] == law) & (rows["split"] == s)).any()])
-                got = rows[rows["law"] == law].set_index("split").loc[[splits[i] for i in x]]
-                offset = (j - (len(laws) - 1) / 2) * width
-                ax.bar(x + offset, 100 * got["mean_rel_error"], width, color=color, label=law.replace("_", " "),
-                       hatch=None if got["converged"].all() else "//")
-                ax.plot(x + offset, 100 * got["median_rel_error"], "_", color="white", markersize=6, mew=1.5)
+                color = COLORS.get(law, APPROACH_STYLE.get(law, {}).get("color"))
+                label = LABELS.get(law, APPROACH_STYLE.get(law, {}).get("label", law))
+                for i, split in enumerate(splits):
+                    got = rows[(rows["law"] == law) & (rows["split"] == split)]
+                    if got.empty:
+                        continue
+                    r, x = got.iloc[0], i + (j - (len(laws) - 1) / 2) * width
+                    ax.bar(x, 100 * r.mean_rel_error, width, color=color, edgecolor="white", linewidth=0.5,
+                           hatch=None if r.converged else "///")
+                    ax.plot(x, 100 * r.median_rel_error, "D", ms=3, mfc="white", mec="black", mew=0.6)
+                handles.setdefault(label, Patch(color=color))
             ax.set_yscale("log")
             ax.set_xticks(range(len(splits)), splits)
             ax.set_xlabel("held-out split")
-            ax.set_ylabel(f"mean relative error of {'pass@k' if metric == 'pass_at_k' else 'loss'} (%)")
-            ax.set_title(f"{dataset}: {metric}")
-            ax.legend(frameon=False, ncols=2)
+            ax.set_ylabel(f"relative error of {'mean pass@k' if metric == 'pass_at_k' else 'loss'} (%)")
+            ax.set_title(f"{dataset}: {'pass@k' if metric == 'pass_at_k' else 'loss'}")
+        from matplotlib.lines import Line2D
+
+        handles["median"] = Line2D([], [], ls="", marker="D", ms=3, mfc="white", mec="black", mew=0.6)
+        handles["fit not converged"] = Patch(facecolor="white", edgecolor="black", hatch="///")
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=2 * len(metrics),
+                   frameon=False)
         return fig
 
     save(draw(), path)

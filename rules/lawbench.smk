@@ -10,6 +10,12 @@ rule lawbench:
             labels={"table": "law benchmark (CSV)"},
         ),
         markdown="results/lawbench/lawbench.md",
+        html=report(
+            "results/lawbench/lawbench.html",
+            caption="../report/lawbench.rst",
+            category="law benchmark",
+            labels={"table": "law benchmark"},
+        ),
         figures=report(
             directory("results/lawbench/figures"),
             patterns=["lawbench_{dataset}.png"],

@@ -280,6 +280,19 @@ LABELS = {"nearest_checkpoint": "nearest checkpoint (baseline)", "chinchilla": "
 COLORS = {"beta_chinchilla": "tab:green", "nearest_checkpoint": "tab:gray"}
 
 
+def html(table, skipped=()):
+    """The report's view: the rows pooled over k, errors in percent."""
+    from t2scaling.tables import html_table
+
+    pooled = table[table["k"] == "all"].drop(columns="k")
+    pooled = pooled.assign(mean_rel_error=100 * pooled["mean_rel_error"],
+                           median_rel_error=100 * pooled["median_rel_error"]).rename(
+        columns={"mean_rel_error": "mean_rel_error_pct", "median_rel_error": "median_rel_error_pct"})
+    note = "Pooled over held-out runs and every k; per-k rows in lawbench.csv." + (
+        " Skipped: " + "; ".join(f"{d}, {s}: {why}" for d, s, why in skipped) if skipped else "")
+    return html_table(pooled, "Law benchmark: relative error of held-out predictions", note=note)
+
+
 def plot(table, dataset, path):
     """Grouped bars per split and law: mean relative error (%, log scale) pooled over k; diamonds mark medians;
     hatched bars are fits that did not converge. One panel per metric."""
@@ -327,8 +340,9 @@ def plot(table, dataset, path):
 
 
 def run_bench(datasets, out_dir, data_dir=None, splits=SPLITS, restarts=DEFAULT_RESTARTS, seed=0, figures_dir=None):
-    """Benchmark `datasets` (names; None: every available one) into out_dir: lawbench.csv, lawbench.md, and
-    lawbench_<dataset>.png/.pdf (in figures_dir, default out_dir). Returns the table."""
+    """Benchmark `datasets` (names; None: every available one) into out_dir: lawbench.csv, lawbench.md,
+    lawbench.html (the report's view) and lawbench_<dataset>.png/.pdf (in figures_dir, default out_dir). Returns
+    the table."""
     t0 = time.perf_counter()
     names = list(datasets) if datasets else available(data_dir)
     unknown = [n for n in names if n not in DATASETS]
@@ -355,6 +369,8 @@ def run_bench(datasets, out_dir, data_dir=None, splits=SPLITS, restarts=DEFAULT_
         table.to_csv(tmp, index=False)
     with atomic_file(out_dir / "lawbench.md") as tmp, open(tmp, "w") as fh:
         fh.write(markdown(table, skipped))
+    with atomic_file(out_dir / "lawbench.html") as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(html(table, skipped))
     figures_dir = Path(figures_dir or out_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
     for name in table["dataset"].unique():
@@ -376,7 +392,7 @@ def add_arguments(parser):
     parser.add_argument("--restarts", type=int, default=DEFAULT_RESTARTS, help="starts per fit")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fits' random starts")
     parser.add_argument("--out", required=True, metavar="DIR",
-                        help="write DIR/lawbench.csv (columns " + ", ".join(COLUMNS) + "), DIR/lawbench.md and "
+                        help="write DIR/lawbench.csv (columns " + ", ".join(COLUMNS) + "), DIR/lawbench.md, .html and "
                              "one figure per dataset, DIR/lawbench_<dataset>.png (PDF beside)")
 
 

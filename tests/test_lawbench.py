@@ -141,6 +141,7 @@ def test_cli_writes_the_table_markdown_and_a_figure_per_dataset(tmp_path, capsys
     assert list(table.columns) == lawbench.COLUMNS
     assert set(table["dataset"]) == {"gadre_c4", "porian_rw"} and set(table["split"]) == {"later", "overtrained"}
     assert (out / "lawbench.md").read_text().count("| chinchilla |") == 2
+    assert "mean_rel_error_pct" in (out / "lawbench.html").read_text()
     for name in ("gadre_c4", "porian_rw"):
         assert (out / f"lawbench_{name}.png").stat().st_size > 10_000 and (out / f"lawbench_{name}.pdf").is_file()
     assert "gadre_c4" in capsys.readouterr().out

@@ -351,6 +351,7 @@ def test_lawbench_target_runs_and_re_runs_only_on_its_own_settings_or_data(tmp_p
     assert set(table["dataset"]) == {"gadre_c4", "porian_rw"} and set(table["split"]) == {"later"}
     assert {p.name for p in (root / "results/lawbench/figures").glob("*.png")} == {"lawbench_gadre_c4.png",
                                                                                   "lawbench_porian_rw.png"}
+    assert "porian_rw" in (root / "results/lawbench/lawbench.html").read_text()
     assert (root / "logs/lawbench/lawbench.log").is_file() and (root / "benchmarks_out/lawbench/lawbench.tsv").is_file()
     assert job_counts(root, config, "lawbench") == {}
     unrelated = write_config(root, "bench_fits", lambda c: c.update(lawbench=bench) or c["fits"].update(restarts=11))

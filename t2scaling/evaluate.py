@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from t2scaling.atomic import atomic_file
-from t2scaling.checkpoint import check_checkpoint_weights
+from t2scaling.runtime import encode_with_answer_tokens, load_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -36,38 +36,6 @@ SAMPLING_CACHE_TOKENS_PER_QUESTION = 2048  # sampling groups hold <= batch_size 
 
 
 # --------------------------------------------------------------------------------------------- loading
-
-def pick_device(device="auto"):
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def load_checkpoint(checkpoint_dir, device="auto"):
-    """(model in eval mode, fast tokenizer) from an HF checkpoint dir (ours, or e.g. a Pythia-style one), or from
-    a hub id already in the local Hugging Face cache (nothing is downloaded)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    local = Path(checkpoint_dir).is_dir()
-    if local and not (Path(checkpoint_dir) / "config.json").exists():
-        raise FileNotFoundError(f"checkpoint {checkpoint_dir}: no config.json; pass an HF checkpoint directory")
-    if not local:
-        from huggingface_hub import try_to_load_from_cache
-
-        if not isinstance(try_to_load_from_cache(str(checkpoint_dir), "config.json"), str):
-            raise FileNotFoundError(
-                f"checkpoint {checkpoint_dir}: not a local directory, and not a hub id in the local Hugging Face "
-                "cache; download it where the hub is reachable (`hf download ID`) or give a local path")
-    checkpoint_dir = Path(checkpoint_dir) if local else str(checkpoint_dir)
-    if local:
-        check_checkpoint_weights(checkpoint_dir)
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir, local_files_only=not local)
-    if not tokenizer.is_fast:
-        raise ValueError(f"checkpoint {checkpoint_dir}: the tokenizer is not a fast tokenizer; answer tokens are "
-                         "found from character offsets, which need tokenizer.json (save a PreTrainedTokenizerFast)")
-    model = AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=torch.float32, local_files_only=not local)
-    return model.to(pick_device(device)).eval(), tokenizer
-
 
 # --------------------------------------------------------------------------------------------- encoding
 
@@ -83,32 +51,21 @@ class EncodedQuestion:
 
 
 def encode_questions(tokenizer, prompts, answers, ids=None):
-    """Tokenise prompt + answer jointly; the answer tokens are those whose span overlaps the answer characters.
-
-    Tokenizers that trim offsets report a lone leading-space token as an empty span just after its space;
-    such a span is read as covering that space.
-    """
+    """Tokenise prompt + answer jointly; the answer tokens are those whose span overlaps the answer characters
+    (`runtime.encode_with_answer_tokens`, the rule post-training's SFT loss uses too)."""
     prompts, answers = [str(p) for p in prompts], [str(a) for a in answers]
-    enc = tokenizer([p + a for p, a in zip(prompts, answers)], add_special_tokens=True,
-                    return_offsets_mapping=True, return_special_tokens_mask=True)
     out = []
-    for i, (prompt, answer) in enumerate(zip(prompts, answers)):
-        a0, a1 = len(prompt), len(prompt) + len(answer)
-        spans = np.array(enc["offset_mapping"][i], dtype=np.int64).reshape(-1, 2)
-        special = np.array(enc["special_tokens_mask"][i], dtype=bool)
-        lo = np.where(spans[:, 0] == spans[:, 1], np.maximum(spans[:, 0] - 1, 0), spans[:, 0])
-        hi = np.maximum(spans[:, 1], lo + (spans[:, 0] == spans[:, 1]))
-        in_answer = ~special & (hi > a0) & (lo < a1)
+    for i, (tokens, special, hi, in_answer) in enumerate(encode_with_answer_tokens(tokenizer, prompts, answers)):
         where = np.flatnonzero(in_answer)
         name = ids[i] if ids is not None else i
         if where.size == 0:
-            raise ValueError(f"question {name!r}: no token covers the answer {answer!r}; check the task table")
+            raise ValueError(f"question {name!r}: no token covers the answer {answers[i]!r}; check the task table")
         start, end = int(where[0]), int(where[-1]) + 1
         if start == 0:
             raise ValueError(f"question {name!r}: nothing precedes the answer (empty prompt and no BOS token); "
                              "give the question a prompt")
         context_end = int(hi[:start][~special[:start]].max(initial=0))
-        out.append(EncodedQuestion(list(enc["input_ids"][i][:end]), start, prompt[context_end:]))
+        out.append(EncodedQuestion(tokens[:end], start, prompts[i][context_end:]))
     return out
 
 

@@ -29,8 +29,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from t2scaling.atomic import atomic_dir, atomic_file
-from t2scaling.checkpoint import check_checkpoint_weights, weights_sha256
+from t2scaling.checkpoint import weights_sha256
 from t2scaling.jobs import PROGRESS_EVERY_S
+from t2scaling.runtime import bf16_autocast, encode_with_answer_tokens, load_checkpoint, pick_device
 
 logger = logging.getLogger(__name__)
 
@@ -51,31 +52,19 @@ def _check_mode(mode):
 
 def encode_examples(tokenizer, prompts, answers, mode):
     """Per example, (input ids, labels) as lists: prompt + answer tokenised jointly, then eos; the labels
-    are the ids on loss tokens and IGNORE elsewhere (SFT: the prompt tokens before the first answer token).
-
-    Tokenizers that trim offsets report a lone space token as an empty span just after its space; such a
-    span is read as covering that space.
-    """
+    are the ids on loss tokens and IGNORE elsewhere (SFT: the answer tokens of `runtime.encode_with_answer_tokens`,
+    exactly those evaluation scores, and eos; FT: every token)."""
     _check_mode(mode)
     eos = tokenizer.eos_token_id
     if eos is None:
         raise ValueError("the tokenizer has no eos token; set tokenizer.eos_token (examples end with eos)")
-    prompts, answers = [str(p) for p in prompts], [str(a) for a in answers]
-    enc = tokenizer([p + a for p, a in zip(prompts, answers)], add_special_tokens=True,
-                    return_offsets_mapping=True, return_special_tokens_mask=True)
+    answers = [str(a) for a in answers]
     out = []
-    for i, (prompt, answer) in enumerate(zip(prompts, answers)):
-        ids = list(enc["input_ids"][i])
-        spans = np.array(enc["offset_mapping"][i], dtype=np.int64).reshape(-1, 2)
-        special = np.array(enc["special_tokens_mask"][i], dtype=bool)
-        empty = spans[:, 0] == spans[:, 1]
-        lo = np.where(empty, np.maximum(spans[:, 0] - 1, 0), spans[:, 0])
-        hi = np.maximum(spans[:, 1], lo + empty)
-        in_loss = ~special & (hi > len(prompt)) & (lo < len(prompt) + len(answer))
+    for i, (ids, _, _, in_loss) in enumerate(encode_with_answer_tokens(tokenizer, prompts, answers)):
         if not in_loss.any():
-            raise ValueError(f"example {i}: no token covers the answer {answer!r}; check the task table")
+            raise ValueError(f"example {i}: no token covers the answer {answers[i]!r}; check the task table")
         if in_loss.argmax() == 0:
-            raise ValueError(f"example {i}: nothing precedes the answer {answer!r} (empty prompt and no BOS "
+            raise ValueError(f"example {i}: nothing precedes the answer {answers[i]!r} (empty prompt and no BOS "
                              "token), so its first token cannot be predicted; give the example a prompt")
         if ids[-1] == eos:  # the tokenizer appends eos itself
             in_loss[-1] = True
@@ -161,8 +150,6 @@ def posttrain(checkpoint_dir, task_table, out_dir, *, mode="sft", epochs=6, batc
     for the meta (default: the table file's stem). Deterministic given seed (on CPU bit for bit).
     Returns the t2_meta.json dict: the base checkpoint's fields plus `posttrain`.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     t0 = time.perf_counter()
     _check_mode(mode)
     if not (epochs > 0 and batch_size >= 1 and lr > 0 and (max_steps is None or max_steps >= 1)):
@@ -177,18 +164,11 @@ def posttrain(checkpoint_dir, task_table, out_dir, *, mode="sft", epochs=6, batc
     task = task or (Path(task_table).stem if not isinstance(task_table, pd.DataFrame) else None)
     if threads:
         torch.set_num_threads(int(threads))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    device = pick_device(device)
+    bf16 = bf16_autocast(device)
 
     torch.manual_seed(seed)  # dropout, in models that have it
-    check_checkpoint_weights(checkpoint_dir)
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
-    if not tokenizer.is_fast:
-        raise ValueError(f"checkpoint {checkpoint_dir}: the tokenizer is not a fast tokenizer; answer tokens are "
-                         "found from character offsets, which need tokenizer.json (save a PreTrainedTokenizerFast)")
-    model = AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=torch.float32).to(device)
+    model, tokenizer = load_checkpoint(checkpoint_dir, device)
     examples = encode_examples(tokenizer, table["prompt"], table["answer"], mode)
     n_train = len(examples)
     longest = max(len(ids) for ids, _ in examples)

@@ -60,6 +60,7 @@ from t2scaling.grid import trunk_name
 from t2scaling.checkpoint import diverged, model_card, weights_sha256
 from t2scaling.memory import largest_micro_batch, loss_chunks, training_memory
 from t2scaling.model import build_model, model_counts
+from t2scaling.runtime import pick_device
 from t2scaling.units import format_count
 
 logger = logging.getLogger(__name__)
@@ -214,19 +215,11 @@ def _distributed():
 
 
 def _pick_device(name, local_rank, world):
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} asked for but CUDA is not available; pass --device cpu or auto")
-        if name == "cuda":
-            name = f"cuda:{local_rank if world > 1 else torch.cuda.current_device()}"
-        torch.cuda.set_device(name)
+    device = pick_device(name, local_rank, world)
+    if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 leftovers (optimizer, norms) on tensor cores
         torch.backends.cudnn.allow_tf32 = True
-    elif name != "cpu":
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
-    return torch.device(name)
+    return device
 
 
 @functools.lru_cache(maxsize=None)

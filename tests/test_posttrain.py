@@ -76,6 +76,19 @@ def test_loss_mask_token_by_token(tokenizer, cases, mode):
         assert labels[row].tolist() == expected
 
 
+@pytest.mark.parametrize("tokenizer, cases", [(byte_bpe(BOUNDARY_MERGES), MERGED_CASES),
+                                              (byte_bpe(bos=True), PLAIN_CASES)], ids=["merging", "plain+bos"])
+def test_sft_trains_on_exactly_the_tokens_evaluation_scores(tokenizer, cases):
+    from t2scaling.evaluate import encode_questions
+
+    prompts, answers = [c[0] for c in cases], [c[1] for c in cases]
+    for (ids, labels), question in zip(encode_examples(tokenizer, prompts, answers, "sft"),
+                                       encode_questions(tokenizer, prompts, answers)):
+        trained = [i for i, label in enumerate(labels[:-1]) if label != IGNORE]  # without the closing eos
+        assert ids[:len(question.ids)] == question.ids
+        assert trained == list(range(question.start, len(question.ids)))
+
+
 def test_loss_mask_keeps_a_tokenizer_appended_eos_once():
     tokenizer = byte_bpe()
     tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(

@@ -12,7 +12,7 @@ k = 1 optimum only: no inference budget changes it.
 import numpy as np
 
 from t2scaling.fitresult import FitResult
-from t2scaling.frontier import add_search_arguments, frontier, load_fits, parse_band, parse_budgets, N_MIN
+from t2scaling.frontier import N_MIN, frontier
 from t2scaling.units import format_flops, format_number, format_params, format_tokens
 
 METRIC_LABELS = {"loss": "task loss -log pass@k (nats), lower is better",
@@ -119,40 +119,3 @@ def _extrapolation_lines(row):
         text += (f" (the fit saw C_train {format_flops(row['data_c_train_min'])} - "
                  f"{format_flops(row['data_c_train_max'])})")
     return ["", text]
-
-
-def add_arguments(parser):
-    parser.add_argument("fits", nargs="+", metavar="FIT.json",
-                        help="fit JSONs written by `t2scaling fit`: one plan each, or with --macro one for all")
-    parser.add_argument("--c-train", required=True, metavar="FLOPS", help="training budget, FLOPs (e.g. 1e23)")
-    parser.add_argument("--c-inf", metavar="FLOPS",
-                        help="inference budget, FLOPs per served token (e.g. 1.4e11); not needed for Chinchilla")
-    add_search_arguments(parser)
-
-
-def _one_budget(text, flag):
-    values = parse_budgets(text, flag)
-    if values.size != 1:
-        raise ValueError(f"{flag} {text!r}: plan takes one budget; use `t2scaling frontier` for a range")
-    return float(values[0])
-
-
-def run(args):
-    fits = load_fits(args.fits)
-    for path, fit in zip(args.fits, fits):
-        if args.c_inf is None and fit.model.uses_k:
-            raise ValueError(f"{path}: law {fit.law} depends on k; give --c-inf (FLOPs per served token)")
-    c_train = _one_budget(args.c_train, "--c-train")
-    c_inf = None if args.c_inf is None else _one_budget(args.c_inf, "--c-inf")
-    band = parse_band(args.band)
-    search = dict(n_min=args.n_min, n_max=args.n_max, band=band)
-    if args.macro:
-        reports = [format_plan(plan(fits, c_train, c_inf, macro=True, **search), band,
-                               tasks=[fit.task for fit in fits])]
-    else:
-        reports = [format_plan(plan(fit, c_train, c_inf, **search), band) for fit in fits]
-    ignored = [fit for fit in fits if not fit.model.uses_k]
-    if c_inf is not None and ignored:
-        reports.append(f"note: --c-inf does not apply to law {ignored[0].law} (no k): its plan is the k = 1 optimum")
-    print("\n\n".join(reports))
-    return 0

@@ -18,6 +18,7 @@ from scipy.optimize import brentq
 from scipy.special import digamma, expit
 
 from t2scaling import cli, fit
+from t2scaling.cli import fit as fit_cli
 from t2scaling.fitresult import FitResult, load_fit
 from t2scaling.laws import get_law
 
@@ -138,8 +139,8 @@ def test_nested_validate_subcommands_show_defaults_too():
     ("observations.csv", "observations"),
 ])
 def test_task_name_from_the_table_path(path, task):
-    assert fit.task_name("", path) == task and fit.task_name(None, path) == task
-    assert fit.task_name("mine", path) == "mine"
+    assert fit_cli.task_name("", path) == task and fit_cli.task_name(None, path) == task
+    assert fit_cli.task_name("mine", path) == "mine"
 
 
 def test_cli_fit_without_task_takes_it_from_the_path(tmp_path, capsys):
@@ -217,18 +218,18 @@ def test_runtime_error_is_one_line_naming_the_command(tmp_path, capsys, monkeypa
     def boom(*args, **kwargs):
         raise RuntimeError("the optimiser gave up")
 
-    monkeypatch.setattr(fit, "fit_table", boom)
+    monkeypatch.setattr(fit_cli, "fit_table", boom)
     err = run_error(capsys, ["fit", "chinchilla", str(loss_table(tmp_path / "l.csv"))])
     assert err == "t2scaling fit: error: the optimiser gave up"
 
 
 def test_key_error_prints_without_quotes(capsys, monkeypatch):
-    import t2scaling.plan
+    import t2scaling.cli.plan
 
     def boom(args):
         raise KeyError("unknown law 'x'; known laws: a, b")
 
-    monkeypatch.setattr(t2scaling.plan, "run", boom)
+    monkeypatch.setattr(t2scaling.cli.plan, "run", boom)
     assert run_error(capsys, ["plan", "f.json", "--c-train", "1"]) == \
         "t2scaling plan: error: unknown law 'x'; known laws: a, b"
 

@@ -362,7 +362,8 @@ def cli_defaults(module, argv):
     import importlib
 
     parser = argparse.ArgumentParser()
-    importlib.import_module(f"t2scaling.{module}").add_arguments(parser)
+    command = {"data": "tokenize", "evaluate": "eval"}.get(module, module)  # the library module's command
+    importlib.import_module(f"t2scaling.cli.{command}").add_arguments(parser)
     return vars(parser.parse_args(argv))
 
 

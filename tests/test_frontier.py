@@ -10,7 +10,8 @@ import pytest
 
 from t2scaling import cli
 from t2scaling.fitresult import FitResult, load_fit
-from t2scaling.frontier import COLUMNS, frontier, parse_budgets, solve_p1, solve_p2, write_frontier
+from t2scaling.cli.frontier import parse_budgets
+from t2scaling.frontier import COLUMNS, frontier, solve_p1, solve_p2, write_frontier
 from t2scaling.laws import Chinchilla
 
 CHIN = dict(A=478.0, B=2143.0, E=1.817, alpha=0.347, beta=0.367)  # Epoch's refit of Chinchilla

@@ -19,6 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from t2scaling import memory as M
 from t2scaling import train as T
+from t2scaling.cli import train as train_cli
 from t2scaling.checkpoint import sha256_of
 from t2scaling.data import unigram_entropy
 from t2scaling.evaluate import validation_loss
@@ -260,7 +261,7 @@ def test_cli_args_round_trip_through_the_parser():
                   betas=(0.9, 0.99), compile=True, threads=1, log_path="x.jsonl", scratch_dir="s",
                   branch_tokens=[4096, 8192], vocab_size=None)
     parser = argparse.ArgumentParser()
-    T.add_arguments(parser)
+    train_cli.add_arguments(parser)
     args = parser.parse_args(["--out", "o", *T.cli_args(**kwargs)])
     assert (args.cell_id, args.width, args.tokens, args.train_tokens_path, args.tokenizer_dir) == \
         ("w32-l2-d1", 32, 2048.0, "a/train.npy", "a/tok")
@@ -303,7 +304,7 @@ def test_a_multi_gpu_job_launches_torchrun_with_the_same_settings(tmp_path, monk
     assert cmd[:8] == ["torchrun", "--standalone", "--nproc_per_node=4", "-m", "t2scaling.cli", "train", "--out",
                        str(tmp_path / "out")]
     parser = argparse.ArgumentParser()
-    T.add_arguments(parser)
+    train_cli.add_arguments(parser)
     args = parser.parse_args(cmd[6:])
     for key in ("cell_id", "width", "depth", "seq_len", "batch_size", "schedule", "scratch_dir", "log_path",
                 "vocab_size", "head_dim", "ffn_multiple", "lr", "weight_decay", "grad_clip", "z_loss", "seed",

@@ -1,6 +1,7 @@
-"""`t2scaling` command line: a thin dispatcher. Each subcommand lives beside the concept it exposes.
+"""`t2scaling` command line: a thin dispatcher over one small module per command in this package.
 
-A command module defines `add_arguments(parser)` and `run(args)`; it is imported only when invoked, so
+A command module (`t2scaling/cli/<command>.py`) defines `add_arguments(parser)` and `run(args)` and calls the
+library, which exposes functions only (no argparse outside this package). It is imported only when invoked, so
 `t2scaling fit` never imports torch.
 """
 
@@ -13,17 +14,17 @@ import t2scaling
 
 # command -> (module, one-line help)
 COMMANDS = {
-    "world": ("t2scaling.world", "generate the embedded synthetic world: corpora and task files"),
-    "tokenize": ("t2scaling.data", "train/load a tokenizer and write memory-mapped token files"),
-    "train": ("t2scaling.train", "pretrain one (N, D) grid cell to an HF checkpoint"),
-    "eval": ("t2scaling.evaluate", "evaluate a checkpoint on a task (per-question NLL or samples)"),
-    "posttrain": ("t2scaling.posttrain", "fine-tune a checkpoint on a task's train split (FT or SFT)"),
-    "fit": ("t2scaling.fit", "fit a scaling law (chinchilla, approach1, approach2, beta_chinchilla) to a table"),
-    "frontier": ("t2scaling.frontier", "solve compute-optimal frontiers over a range of budgets"),
-    "plan": ("t2scaling.plan", "recommend N, D and k for one training and inference budget"),
-    "extrapolate": ("t2scaling.extrapolate", "fit on part of the checkpoints, predict the held-out ones, report errors"),
-    "lawbench": ("t2scaling.lawbench", "judge every law against baselines on public training runs"),
-    "validate": ("t2scaling.validate", "derive the predicted-optimal cells to train at a budget, or tabulate them"),
+    "world": ("t2scaling.cli.world", "generate the embedded synthetic world: corpora and task files"),
+    "tokenize": ("t2scaling.cli.tokenize", "train/load a tokenizer and write memory-mapped token files"),
+    "train": ("t2scaling.cli.train", "pretrain one (N, D) grid cell to an HF checkpoint"),
+    "eval": ("t2scaling.cli.eval", "evaluate a checkpoint on a task (per-question NLL or samples)"),
+    "posttrain": ("t2scaling.cli.posttrain", "fine-tune a checkpoint on a task's train split (FT or SFT)"),
+    "fit": ("t2scaling.cli.fit", "fit a scaling law (chinchilla, approach1, approach2, beta_chinchilla) to a table"),
+    "frontier": ("t2scaling.cli.frontier", "solve compute-optimal frontiers over a range of budgets"),
+    "plan": ("t2scaling.cli.plan", "recommend N, D and k for one training and inference budget"),
+    "extrapolate": ("t2scaling.cli.extrapolate", "fit on part of the checkpoints, predict the held-out ones, report errors"),
+    "lawbench": ("t2scaling.cli.lawbench", "judge every law against baselines on public training runs"),
+    "validate": ("t2scaling.cli.validate", "derive the predicted-optimal cells to train at a budget, or tabulate them"),
 }
 
 DESCRIPTION = """Train-to-Test (T²) scaling laws: choose a model size N, its training tokens D and the samples

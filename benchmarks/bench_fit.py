@@ -55,11 +55,11 @@ def report(ours, naive, objective, best):
 def chinchilla_case(name, N, D, L, fraction, rng):
     result, ours = timed(lambda: fit.fit_chinchilla(N, D, L))
     # The same units and starts as the fitter: log N, log D relative to their geometric means, a', b' from log L.
-    log_ref = fit._reference(N, D)
+    log_ref = fit.diagnostics._reference(N, D)
     logN, logD, logL = np.log(N) - log_ref[0], np.log(D) - log_ref[1], np.log(L)
-    best, naive, n = naive_loop(lambda X: fit._chinchilla_objective(X, logN, logD, logL, np.ones_like(L)),
-                                fit._with_scale(fit.HOFFMANN_GRID, L), fit.CHINCHILLA_BOUNDS, TIGHT, fraction, rng)
-    how = "all 4,500 starts" if n == len(fit.HOFFMANN_GRID) else f"{n} random starts, time x{4500 / n:.1f}"
+    best, naive, n = naive_loop(lambda X: fit.objectives._chinchilla_objective(X, logN, logD, logL, np.ones_like(L)),
+                                fit.diagnostics._with_scale(fit.chinchilla.HOFFMANN_GRID, L), fit.chinchilla.CHINCHILLA_BOUNDS, TIGHT, fraction, rng)
+    how = "all 4,500 starts" if n == len(fit.chinchilla.HOFFMANN_GRID) else f"{n} random starts, time x{4500 / n:.1f}"
     print(f"(a) Chinchilla, {name}, {len(L)} points")
     print(f"    t2scaling multistart : {ours:7.2f} s   objective {result.objective:.12g}   (target <= 2 s)")
     print(f"    plain L-BFGS-B loop  : {naive:7.2f} s   objective {best:.12g}   ({how})")
@@ -91,11 +91,11 @@ def main():
     Q = get_law("approach1").predict(t2, N[:, None], D[:, None], k[None, :])
     Q = Q * np.exp(0.01 * rng.standard_normal(Q.shape))
     result, ours = timed(lambda: fit.fit_approach1(N[:, None], D[:, None], k[None, :], Q, restarts=500))
-    log_ref = fit._reference(N, D)
+    log_ref = fit.diagnostics._reference(N, D)
     flat = [a.ravel() for a in np.broadcast_arrays(np.log(N)[:, None] - log_ref[0], np.log(D)[:, None] - log_ref[1],
                                                    np.log(k)[None], Q)]
-    starts = fit._approach1_starts(500, np.random.default_rng(0), Q)  # the starts fit_approach1 draws (seed 0)
-    best, naive, n = naive_loop(lambda X: fit._approach1_objective(X, *flat), starts, fit.APPROACH1_BOUNDS,
+    starts = fit.approach1._approach1_starts(500, np.random.default_rng(0), Q)  # the starts fit_approach1 draws (seed 0)
+    best, naive, n = naive_loop(lambda X: fit.objectives._approach1_objective(X, *flat), starts, fit.approach1.APPROACH1_BOUNDS,
                                 dict(maxiter=5000), fraction, rng, jac=False)
     how = "all 500 starts" if n == 500 else f"{n} random starts, time x{500 / n:.1f}"
     print("(b) Approach 1, 100 checkpoints x 12 k, 500 restarts")

@@ -31,6 +31,7 @@ class Law:
     param_names = ()
     log_params = ()  # optimised as log(value); must be > 0
     uses_k = False
+    variants = ()  # the fits `t2scaling.fit` offers for it, the default first; () = not fitted (a baseline)
 
     @property
     def higher_is_better(self):
@@ -67,6 +68,7 @@ class Chinchilla(Law):
     name = "chinchilla"
     param_names = ("A", "B", "E", "alpha", "beta")
     log_params = ("A", "B", "E")
+    variants = ("huber", "profile_e")
 
     def predict(self, params, N, D, k=1.0):
         out = _chinchilla_loss(params, N, D)
@@ -89,6 +91,7 @@ class Approach1(Law):
     param_names = ("A", "B", "E", "alpha", "beta", "G", "gamma")
     log_params = ("A", "B", "E", "G")
     uses_k = True
+    variants = ("sse",)
 
     def predict(self, params, N, D, k=1.0):
         k = np.asarray(k, dtype=float)
@@ -143,6 +146,7 @@ class Approach2(Law):
     param_names = ("A", "B", "E", "alpha", "beta", "theta0", "theta1", "theta2", "theta3", "theta4")
     log_params = ("A", "B", "E")
     uses_k = True
+    variants = ("sse", "likelihood")
 
     @staticmethod
     def beta_params(params, nll):
@@ -191,7 +195,7 @@ class BetaChinchilla(Law):
 
     mu = exp(-L(N, D)) with L = E + A/N^alpha + B/D^beta (nats; the mean pass@1 saturates at exp(-E)), and
     nu = exp(nu0) L^nu1. pass@k = 1 - B(a, b + k)/B(a, b). All seven parameters are fitted jointly by maximum
-    likelihood of the per-question data (fit_beta.fit_beta_chinchilla), not through a separate NLL fit.
+    likelihood of the per-question data (`t2scaling.fit.beta`), not through a separate NLL fit.
     """
 
     name = "beta_chinchilla"
@@ -199,6 +203,7 @@ class BetaChinchilla(Law):
     param_names = ("A", "B", "E", "alpha", "beta", "nu0", "nu1")
     log_params = ("A", "B", "E")
     uses_k = True
+    variants = ("likelihood",)
 
     def predict(self, params, N, D, k=1.0):
         a, b = beta_chinchilla_ab(params, N, D)

@@ -62,20 +62,20 @@ def test_chinchilla_recovers_truth_under_small_noise_with_bootstrap():
 def plain_loop_best(N, D, L, starts):
     """What the plain approach does: scipy L-BFGS-B from each start of Hoffmann's grid (in the fitter's
     reference units N/N_ref, D/D_ref), keep the best."""
-    log_ref = fit._reference(N, D)
+    log_ref = fit.diagnostics._reference(N, D)
 
     def one(x):
-        value, grad = fit._chinchilla_objective(x[None], np.log(N) - log_ref[0], np.log(D) - log_ref[1], np.log(L),
+        value, grad = fit.objectives._chinchilla_objective(x[None], np.log(N) - log_ref[0], np.log(D) - log_ref[1], np.log(L),
                                                 np.ones_like(L))
         return value[0], grad[0]
-    return min(minimize(one, x0, jac=True, method="L-BFGS-B", bounds=fit.CHINCHILLA_BOUNDS).fun for x0 in starts)
+    return min(minimize(one, x0, jac=True, method="L-BFGS-B", bounds=fit.chinchilla.CHINCHILLA_BOUNDS).fun for x0 in starts)
 
 
 def test_chinchilla_objective_no_worse_than_plain_loop_and_matches_scipy_huber():
     N, D = grid(100, 2)
     L = get_law("chinchilla").predict(CHIN, N, D) * np.exp(0.02 * np.random.default_rng(2).standard_normal(100))
     result = fit.fit_chinchilla(N, D, L)
-    starts = fit._with_scale(fit.HOFFMANN_GRID[np.random.default_rng(0).choice(4500, 12, replace=False)], L)
+    starts = fit.diagnostics._with_scale(fit.chinchilla.HOFFMANN_GRID[np.random.default_rng(0).choice(4500, 12, replace=False)], L)
     assert result.objective <= plain_loop_best(N, D, L, starts) * (1 + 1e-9)
     from scipy.special import huber
     residual = np.log(result.predict(N, D)) - np.log(L)
@@ -87,12 +87,12 @@ def test_chinchilla_gradient_is_analytic_and_right():
     L = get_law("chinchilla").predict(CHIN, N, D) * 1.01
     X = np.array([[6.0, 6.1, 0.5, 0.3, 0.3], [3.0, 9.0, -0.5, 0.8, 0.2]])
     w = np.linspace(0.5, 1.5, 30)
-    _, grad = fit._chinchilla_objective(X, np.log(N), np.log(D), np.log(L), w)
+    _, grad = fit.objectives._chinchilla_objective(X, np.log(N), np.log(D), np.log(L), w)
     for j in range(5):
         step = np.zeros(5)
         step[j] = 1e-6
-        plus = fit._chinchilla_objective(X + step, np.log(N), np.log(D), np.log(L), w)[0]
-        minus = fit._chinchilla_objective(X - step, np.log(N), np.log(D), np.log(L), w)[0]
+        plus = fit.objectives._chinchilla_objective(X + step, np.log(N), np.log(D), np.log(L), w)[0]
+        minus = fit.objectives._chinchilla_objective(X - step, np.log(N), np.log(D), np.log(L), w)[0]
         np.testing.assert_allclose(grad[:, j], (plus - minus) / 2e-6, rtol=1e-5, atol=1e-10)
 
 
@@ -111,10 +111,10 @@ def test_profile_e_recovers_truth_when_E_is_on_its_grid():
 def test_isoflop_weights_pool_variance_per_group():
     N = np.array([1e6, 2e6, 4e6, 1e8, 2e8])
     D = np.array([4e9, 2e9, 1e9, 1e9, 5e8])  # two isoFLOP groups: C = 2.4e16 (x3) and 6e17 (x2)
-    w, note = fit._isoflop_weights(N, D, np.array([1.0, 2.0, 3.0, 8.0, 12.0]))
+    w, note = fit.chinchilla._isoflop_weights(N, D, np.array([1.0, 2.0, 3.0, 8.0, 12.0]))
     np.testing.assert_allclose(w / w[0], [1, 1, 1, 0.2, 0.2])
     assert w.mean() == pytest.approx(1.0)
-    assert fit._isoflop_weights(N, D, None)[1].startswith("uniform")
+    assert fit.chinchilla._isoflop_weights(N, D, None)[1].startswith("uniform")
 
 
 @pytest.mark.skipif(not EPOCH.exists(), reason="Epoch's reconstructed Chinchilla points are not available")
@@ -154,8 +154,8 @@ def test_polish_checks_the_point_after_its_last_newton_step(monkeypatch):
     def stops_at_start(fun, x0, **_):
         return OptimizeResult(x=np.array(x0, dtype=float), fun=fun(x0)[0], message="stopped early", success=True)
 
-    monkeypatch.setattr(fit, "minimize", stops_at_start)
-    res = fit._polish(objective, np.array([1.5]), np.array([-5.0]), np.array([5.0]), scale=1.0)
+    monkeypatch.setattr(fit.optimize, "minimize", stops_at_start)
+    res = fit.optimize._polish(objective, np.array([1.5]), np.array([-5.0]), np.array([5.0]), scale=1.0)
     assert abs(res.x[0]) < 1e-7 and res.fun == pytest.approx(1.0, abs=1e-14)
     assert res.stationary and res.pgrad < 1e-7
 
@@ -368,13 +368,13 @@ def test_approach2_sse_gradient_is_right():
     acc = np.array([0.5, 0.4, 0.3, 0.5])
     data = dict(kind="betabinom", ckpt=np.array([0, 1, 2, 3]), n=np.full(4, 20.0), c=np.array([0.0, 3, 9, 20]),
                 count=np.array([2.0, 1, 1, 3]))
-    a, b = fit._beta_ab(T, L)[:2]
-    nll = fit._approach2_nll_objective(T, L, data)[0]
+    a, b = fit.objectives._beta_ab(T, L)[:2]
+    nll = fit.objectives._approach2_nll_objective(T, L, data)[0]
     scipy_nll = -(data["count"] * stats.betabinom.logpmf(data["c"], data["n"], a, b)).sum(1)
     np.testing.assert_allclose(nll[:2], scipy_nll[:2], rtol=1e-12)
     assert nll[2] == pytest.approx(281.8866294995581, rel=1e-12)  # mpmath; scipy's betabinom is off by 6e-4 here
-    for objective in (lambda X: fit._approach2_sse_objective(X, L, k, acc),
-                      lambda X: fit._approach2_nll_objective(X, L, data)):
+    for objective in (lambda X: fit.objectives._approach2_sse_objective(X, L, k, acc),
+                      lambda X: fit.objectives._approach2_nll_objective(X, L, data)):
         grad = objective(T)[1]
         for j in range(5):
             step = np.zeros(5)

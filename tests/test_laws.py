@@ -14,7 +14,7 @@ def params_of(theta):
 
 
 def test_fitter_and_prediction_share_the_link_and_its_clip():
-    a, b, _, _, valid = fit._beta_ab(THETA, NLL)
+    a, b, _, _, valid = fit.objectives._beta_ab(THETA, NLL)
     for row, theta in enumerate(THETA):
         pa, pb = get_law("approach2").beta_params(params_of(theta), NLL)
         np.testing.assert_array_equal(a[row], pa)

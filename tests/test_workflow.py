@@ -210,7 +210,7 @@ def test_changing_a_fit_option_refits_only_the_laws_that_read_it(smoke):
 
 def test_editing_fit_code_refits_without_training_or_evaluating(smoke):
     # the rules that import fit.py (their wrappers' imports, derived): fits, pretraining fit, extrapolation
-    with edited(smoke, {"fit.py": lambda text: text + "\n# an edit\n"}):
+    with edited(smoke, {"t2scaling/fit/optimize.py": lambda text: text + "\n# an edit\n"}):
         counts = per_task(SMOKE_TASKS, SMOKE_POSTTRAINED)
         del counts["collect"], counts["posttrain_collect"]
         assert job_counts(smoke, "configs/smoke.yaml") == {**counts, "pretrain_fit": 1, **MACRO}

@@ -1,3 +1,4 @@
+import os
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)
@@ -8,5 +9,5 @@ from t2scaling.lawbench import run_bench
 
 s = snakemake.params.settings
 b = s["lawbench"]
-run_bench(b["datasets"], snakemake.output.csv.rsplit("/", 1)[0], b["data_dir"], b["splits"], b["restarts"],
-          s["seed"], figures_dir=snakemake.output.figures)
+run_bench(b["datasets"], os.path.dirname(snakemake.output.csv), b["data_dir"], b["splits"], b["restarts"], s["seed"],
+          figures_dir=snakemake.output.figures)

@@ -5,7 +5,8 @@ import os
 
 from t2scaling import fit
 from t2scaling.cli import fit as fit_cli
-from t2scaling.extrapolate import BASELINES, COLUMNS, LAWS, SUMMARY_COLUMNS, _write_frame, extrapolate, summarise, summary_paths
+from t2scaling.extrapolate import (BASELINES, COLUMNS, LAWS, SUMMARY_COLUMNS, _write_frame, extrapolate, summarise,
+                                   summary_paths)
 from t2scaling.units import format_number
 
 

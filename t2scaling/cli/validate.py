@@ -2,7 +2,8 @@
 
 from t2scaling.atomic import atomic_file
 from t2scaling.units import format_flops, format_number, format_params
-from t2scaling.validate import load_fits_by_task, plan_cells, read_plan, validation_markdown, validation_table, write_plan
+from t2scaling.validate import (load_fits_by_task, plan_cells, read_plan, validation_markdown, validation_table,
+                                write_plan)
 
 
 def add_arguments(parser):

@@ -11,12 +11,19 @@ import time
 
 import numpy as np
 
-from t2scaling import fit as F
 from t2scaling import observations
+from t2scaling.fit.approach2 import _subset_likelihood, best_log_nu
+from t2scaling.fit.chinchilla import _chinchilla, CHINCHILLA_BOUNDS
+from t2scaling.fit.diagnostics import (_array_hash, _bootstrap, _data_range, _derived, _finish, _natural,
+                                       _negligible_terms, _points, _problems, _r2, _reference, _require_restarts,
+                                       _require_spread, _verdict)
+from t2scaling.fit.objectives import beta_nll
+from t2scaling.fit.optimize import _blockwise, _multistart, _polish, _refit_best
 from t2scaling.fitresult import FitResult
-from t2scaling.laws import LOG_NU_RANGE, MU_RANGE, get_law
+from t2scaling.laws import get_law, LOG_NU_RANGE, MU_RANGE
 
-BOUNDS = np.vstack([F.CHINCHILLA_BOUNDS, [(-25, 25), (-25, 25)]])  # + nu0, nu1
+
+BOUNDS = np.vstack([CHINCHILLA_BOUNDS, [(-25, 25), (-25, 25)]])  # + nu0, nu1
 
 
 def _objective(X, logN, logD, data):
@@ -37,7 +44,7 @@ def _objective(X, logN, logD, data):
     dlog_nu = X[:, 6:7] / L * dL + np.stack([zero] * 5 + [np.ones_like(L), logL])
     dmu, dnu = -mu * dL, nu * dlog_nu
     a, b = mu * nu, (1 - mu) * nu
-    return F.beta_nll(a, b, dmu * nu + mu * dnu, -dmu * nu + (1 - mu) * dnu, valid, data)
+    return beta_nll(a, b, dmu * nu + mu * dnu, -dmu * nu + (1 - mu) * dnu, valid, data)
 
 
 def _starts(N, D, log_ref, k, acc, restarts, rng, label):
@@ -47,11 +54,11 @@ def _starts(N, D, log_ref, k, acc, restarts, rng, label):
     acc1 = acc[:, 0]
     floor = 0.5 * acc1[acc1 > 0].min() if np.any(acc1 > 0) else 1e-9
     loss = -np.log(np.clip(acc1, floor, MU_RANGE[1]))
-    chin, _ = F._chinchilla(N, D, loss, "huber", None, "", label + " (start)", allow_unconverged=True)
+    chin, _ = _chinchilla(N, D, loss, "huber", None, "", label + " (start)", allow_unconverged=True)
     x = get_law("chinchilla").pack(chin.params)
     x[:2] -= x[3:5] * log_ref  # natural a, b -> reference units
     L = get_law("chinchilla").predict(chin.params, N, D)
-    slope, intercept = np.polyfit(np.log(L), F.best_log_nu(acc1, k, acc), 1) if np.unique(L).size > 1 else \
+    slope, intercept = np.polyfit(np.log(L), best_log_nu(acc1, k, acc), 1) if np.unique(L).size > 1 else \
         (0.0, 0.0)
     init = np.clip(np.r_[x, intercept, slope], BOUNDS[:, 0], BOUNDS[:, 1])
     jitter = rng.standard_normal((restarts - 1, 7)) * [1.0, 1.0, 0.5, 0.2, 0.2, 2.0, 1.0]
@@ -71,7 +78,7 @@ def _hessian(objective, x, free):
 
 
 def _repolish(objective, result, steps=60):
-    """Damped Newton steps, then the standard polish and stationarity check (fit._polish).
+    """Damped Newton steps, then the standard polish and stationarity check (optimize._polish).
 
     The likelihood is badly conditioned: B/D^beta with a small beta couples log B and beta into a narrow curved
     valley (curvatures from ~1e-3 to ~1e6 nats), where L-BFGS-B stalls short of a stationary point. Seven
@@ -101,7 +108,7 @@ def _repolish(objective, result, steps=60):
             damping *= 10
         if not moved or np.abs(gf).max() < 1e-6:
             break
-    return F._polish(objective, x, lo, hi, 0.0)
+    return _polish(objective, x, lo, hi, 0.0)
 
 
 def fit_beta_chinchilla(N, D, k, pass_at_k, likelihood, *, restarts=None, bootstrap=0, seed=0, task="",
@@ -112,8 +119,8 @@ def fit_beta_chinchilla(N, D, k, pass_at_k, likelihood, *, restarts=None, bootst
     must be 1). `restarts` starts (fits.restarts by default); bootstrap resamples checkpoints.
     """
     t0 = time.perf_counter()
-    restarts = F._require_restarts(label, restarts)
-    N, D = F._points(label, N=N, D=D)
+    restarts = _require_restarts(label, restarts)
+    N, D = _points(label, N=N, D=D)
     k = np.asarray(k, dtype=float).ravel()
     acc = np.asarray(pass_at_k, dtype=float).reshape(len(N), len(k))
     if k[0] != 1 or not np.all(np.isfinite(acc)) or np.any((acc < 0) | (acc > 1)):
@@ -122,40 +129,40 @@ def fit_beta_chinchilla(N, D, k, pass_at_k, likelihood, *, restarts=None, bootst
     law = get_law("beta_chinchilla")
     observations.require_points(len(N), "beta_chinchilla", label, "checkpoints (one per parameter of L(N, D) "
                                 "at least)")
-    F._require_spread(label, N, D)
-    log_ref = F._reference(N, D)
+    _require_spread(label, N, D)
+    log_ref = _reference(N, D)
     logN, logD = np.log(N) - log_ref[0], np.log(D) - log_ref[1]
     rows = len(N) if likelihood["kind"] == "beta" else len(likelihood["ckpt"])
 
     def make(pick, data):
-        return F._blockwise(lambda X: _objective(X, logN[pick], logD[pick], data), rows)
+        return _blockwise(lambda X: _objective(X, logN[pick], logD[pick], data), rows)
 
     rng = np.random.default_rng(seed)
     starts = _starts(N, D, log_ref, k, acc, restarts, rng, label)
     objective = make(np.arange(len(N)), likelihood)
     with np.errstate(all="ignore"):  # trial steps may leave the region where the links are finite; they lose
-        results = sorted((_repolish(objective, r) for r in F._multistart(objective, starts, BOUNDS, scale=0.0)),
+        results = sorted((_repolish(objective, r) for r in _multistart(objective, starts, BOUNDS, scale=0.0)),
                          key=lambda r: r.fun if np.isfinite(r.fun) else np.inf)
     best = results[0] if results else None
     x = best.x if best is not None else np.full(7, np.nan)
-    params = law.unpack(F._natural(x, log_ref))
+    params = law.unpack(_natural(x, log_ref))
     predicted = law.predict(params, N[:, None], D[:, None], k[None, :]) if best is not None else None
-    r2 = F._r2(acc.ravel(), predicted.ravel()) if best is not None else float("nan")
-    problems = F._problems(law.param_names, params, best, x, BOUNDS, r2)
-    problems += F._negligible_terms(params, N, D) if best is not None else []
-    converged = F._verdict(label, "beta_chinchilla", problems, "Add checkpoints whose accuracy varies with N and "
+    r2 = _r2(acc.ravel(), predicted.ravel()) if best is not None else float("nan")
+    problems = _problems(law.param_names, params, best, x, BOUNDS, r2)
+    problems += _negligible_terms(params, N, D) if best is not None else []
+    converged = _verdict(label, "beta_chinchilla", problems, "Add checkpoints whose accuracy varies with N and "
                            "D, or more questions.", allow_unconverged)
     fit = FitResult(
-        law="beta_chinchilla", params=params, task=task, derived=F._derived(params), r2=r2, n_points=int(acc.size),
+        law="beta_chinchilla", params=params, task=task, derived=_derived(params), r2=r2, n_points=int(acc.size),
         objective=float(best.fun) if best is not None else float("nan"), restarts=restarts, converged=converged,
-        input_hash=F._array_hash(N, D, k, acc), k_grid=k.tolist(), data_range=F._data_range(N, D, k),
+        input_hash=_array_hash(N, D, k, acc), k_grid=k.tolist(), data_range=_data_range(N, D, k),
         options=dict(variant="likelihood", objective="negative log-likelihood (nats)", likelihood=likelihood["kind"],
                      N_ref=float(np.exp(log_ref[0])), D_ref=float(np.exp(log_ref[1]))))
     warm = np.array([r.x for r in results])
 
     def refit(_, pick):  # resampled checkpoints, warm-started from the full-data optima
-        x_b = F._refit_best(make(pick, F._subset_likelihood(likelihood, pick)), warm, BOUNDS, 0.0)
-        return F._natural(x_b, log_ref)
+        x_b = _refit_best(make(pick, _subset_likelihood(likelihood, pick)), warm, BOUNDS, 0.0)
+        return _natural(x_b, log_ref)
 
-    samples, failed = F._bootstrap(refit, np.arange(len(N)), bootstrap, seed, "beta_chinchilla")
-    return F._finish(fit, t0, samples, failed, bootstrap, seed)
+    samples, failed = _bootstrap(refit, np.arange(len(N)), bootstrap, seed, "beta_chinchilla")
+    return _finish(fit, t0, samples, failed, bootstrap, seed)

@@ -55,7 +55,7 @@ class Ours:
     def __init__(self, root, width, depth, precision, threads, device):
         recipe = T.Recipe(**shape_options(width), precision=precision, threads=threads, device=device,
                           checkpoint_every_s=1e9, progress=False, peak_flops=1.0)
-        self.s = T._Session(width=width, depth=depth, seq_len=SEQ, batch_size=BATCH, recipe=recipe,
+        self.s = T.session._Session(width=width, depth=depth, seq_len=SEQ, batch_size=BATCH, recipe=recipe,
                             train_tokens_path=os.path.join(root, "train.npy"), tokenizer_dir=os.path.join(root, "tok"))
         self.state_dir = tempfile.mkdtemp(dir=root)
         self.step, self.history, self.records = 0, [], []
@@ -63,7 +63,7 @@ class Ours:
     def __call__(self, steps):
         self.s.recipe.log_every = steps  # one record (one timing) per call, taken before the state is saved
         lr_fn = lambda step: 1e-3  # noqa: E731  (throughput only)
-        T._train_steps(self.s, cell_id="bench", start_step=self.step, stop_step=self.step + steps, lr_fn=lr_fn,
+        T.loop._train_steps(self.s, cell_id="bench", start_step=self.step, stop_step=self.step + steps, lr_fn=lr_fn,
                        history=self.history, records=self.records, elapsed=0.0, identity={},
                        state_dir=self.state_dir)
         self.step += steps
@@ -96,13 +96,13 @@ class Reference:
 
 
 def throughput(root, args):
-    device = T._pick_device(args.device, 0, 1)
+    device = T.device._pick_device(args.device, 0, 1)
     peak = {dtype: T.matmul_peak_flops(str(device), dtype, seconds=1.0) for dtype in ("float32", "bfloat16")}
     print(f"device {device}, {torch.get_num_threads()} thread(s); torch.matmul peak: fp32 "
           f"{peak['float32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bfloat16'] / 1e9:.0f} GFLOP/s")
-    auto = T._autocast_dtype("auto", device)
+    auto = T.device._autocast_dtype("auto", device)
     print(f"train_cell's precision=auto here: {'bf16 autocast' if auto is not None else 'fp32'}, attention "
-          f"{T._attention_kernel(device, auto)}\n")
+          f"{T.device._attention_kernel(device, auto)}\n")
     header = (f"{'width':>5} {'depth':>5} {'N':>9} | {'reference':>9} {'ours fp32':>9} {'ours auto':>9} tok/s | "
               f"speedup auto (fp32) | MFU: reference, ours fp32 (of the fp32 peak), ours auto (of its peak)")
     print(header)

@@ -78,7 +78,7 @@ import json, sys, time
 import t2scaling.train as T
 out, kwargs, marker = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 if marker:
-    save, loss, seen = T._Session.save_state, T._loss_terms, {"saved": False, "calls": 0}
+    save, loss, seen = T.session._Session.save_state, T.loop._loss_terms, {"saved": False, "calls": 0}
     def save_state(self, *args):
         save(self, *args)
         seen["saved"] = True
@@ -89,7 +89,7 @@ if marker:
                 open(marker, "w").close()
                 time.sleep(3600)
         return loss(*args)
-    T._Session.save_state, T._loss_terms = save_state, loss_terms
+    T.session._Session.save_state, T.loop._loss_terms = save_state, loss_terms
 T.train_cell(out, **kwargs)
 """
 
@@ -180,7 +180,7 @@ def gib(n):
 @contextlib.contextmanager
 def no_tf32():
     """fp32 matmuls in full precision, as in a fresh evaluation or post-training job: training turned TF32 on for
-    this whole process (train._pick_device)."""
+    this whole process (train.device._pick_device)."""
     saved = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     try:
@@ -421,7 +421,7 @@ def main(argv=None):
     log(f"work dir {work}")
     paths = write_fixtures(work, size)
     # The MFU denominator, measured once in the dtype training computes in (bf16 on CUDA).
-    autocast = T._autocast_dtype("bf16" if device.type == "cuda" else "auto", device)
+    autocast = T.device._autocast_dtype("bf16" if device.type == "cuda" else "auto", device)
     peak = T.matmul_peak_flops(str(device), "bfloat16" if autocast is not None else "float32")
     log(f"matmul peak {peak / 1e12:.1f} TFLOP/s")
 

@@ -105,7 +105,7 @@ def measured(s, **kwargs):
     print(json.dumps(dict(base=base * 1024, peak=kib("VmHWM:") * 1024)), flush=True)
     os._exit(0)  # validation and export are not what is measured
 
-train_steps, T._train_steps = T._train_steps, measured
+train_steps, T.cell._train_steps = T.cell._train_steps, measured  # train_cell calls it from there
 T.train_cell(sys.argv[1], **json.loads(sys.argv[2]))
 """
 

@@ -321,7 +321,7 @@ def test_a_multi_gpu_job_launches_torchrun_with_the_same_settings(tmp_path, monk
             json.dump({"D": 130048, "val_loss": 2.5}, fh)
 
     monkeypatch.setattr(subprocess, "run", fake_run)
-    monkeypatch.setattr(T, "train_cell", lambda out_dir, **kw: trained.append((out_dir, kw)) or {"D": 1, "val_loss": 1})
+    monkeypatch.setattr(T.job, "train_cell", lambda out_dir, **kw: trained.append((out_dir, kw)) or {"D": 1, "val_loss": 1})
     meta = T.train_job(str(tmp_path / "out"), CELL, SETTINGS, HINTS, gpus=2, **PATHS)
     assert meta == {"D": 130048, "val_loss": 2.5} and not trained
     assert launched == [T.torchrun_command(str(tmp_path / "out"), 2, kwargs)]
@@ -399,7 +399,7 @@ KILLED_CHILD = """
 import json, sys, time
 import t2scaling.train as T
 out, kwargs, marker = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
-save, loss, seen = T._Session.save_state, T._loss_terms, {"saved": False, "calls": 0}
+save, loss, seen = T.session._Session.save_state, T.loop._loss_terms, {"saved": False, "calls": 0}
 def save_state(self, path, step, *args):
     save(self, path, step, *args)
     seen["saved"] = seen["saved"] or step >= 10
@@ -410,7 +410,7 @@ def loss_terms(*args):
             open(marker, "w").close()
             time.sleep(600)
     return loss(*args)
-T._Session.save_state, T._loss_terms = save_state, loss_terms
+T.session._Session.save_state, T.loop._loss_terms = save_state, loss_terms
 T.train_cell(out, **kwargs)
 """
 
@@ -441,13 +441,13 @@ TERMINATED_CHILD = """
 import json, os, signal, sys
 import t2scaling.train as T
 out, kwargs = sys.argv[1], json.loads(sys.argv[2])
-loss, seen = T._loss_terms, {"calls": 0}
+loss, seen = T.loop._loss_terms, {"calls": 0}
 def loss_terms(*args):
     seen["calls"] += 1
     if seen["calls"] == 7:  # mid-step 7: the scheduler's time limit
         os.kill(os.getpid(), signal.SIGTERM)
     return loss(*args)
-T._loss_terms = loss_terms
+T.loop._loss_terms = loss_terms
 T.train_cell(out, **kwargs)
 """
 
@@ -473,14 +473,14 @@ PAUSED_CHILD = """
 import json, sys, time
 import t2scaling.train as T
 out, kwargs, marker = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
-loss, seen = T._loss_terms, {"calls": 0}
+loss, seen = T.loop._loss_terms, {"calls": 0}
 def loss_terms(*args):
     seen["calls"] += 1
     if seen["calls"] == 5:  # mid-run: let the second trainer arrive and wait for the cell's lock
         open(marker, "w").close()
         time.sleep(3)
     return loss(*args)
-T._loss_terms = loss_terms
+T.loop._loss_terms = loss_terms
 T.train_cell(out, **kwargs)
 """
 
@@ -517,8 +517,8 @@ def test_divergence_stops_with_the_cell_and_step(data, tmp_path):
 def test_accumulated_micro_batches_train_the_weights_of_one_forward(data, tmp_path, monkeypatch):
     """Batch 32 as 4 accumulated micro-batches of 8 gives the weights one forward of 32 gives, to fp32 rounding
     (only the order of the gradient sums differs)."""
-    loss_terms, rows = T._loss_terms, []
-    monkeypatch.setattr(T, "_loss_terms", lambda model, inputs, *args: rows.append(len(inputs)) or
+    loss_terms, rows = T.loop._loss_terms, []
+    monkeypatch.setattr(T.loop, "_loss_terms", lambda model, inputs, *args: rows.append(len(inputs)) or
                         loss_terms(model, inputs, *args))
     kwargs = cell(data, 3, batch_size=32, tokens=3 * 32 * SEQ, precision="fp32")
     T.train_cell(str(tmp_path / "one"), **kwargs, log_path=str(tmp_path / "one.jsonl"))
@@ -536,7 +536,7 @@ def test_out_of_memory_names_the_cell_the_estimate_and_a_micro_batch_to_use(data
     def out_of_memory(*args):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr(T, "_loss_terms", out_of_memory)
+    monkeypatch.setattr(T.loop, "_loss_terms", out_of_memory)
     with pytest.raises(RuntimeError) as caught:
         T.train_cell(str(tmp_path / "oom"), **cell(data, 3, cell_id="w32-l2-oom", micro_batch_size=4, precision="fp32"))
     assert type(caught.value) is RuntimeError and isinstance(caught.value.__cause__, torch.cuda.OutOfMemoryError)
@@ -633,7 +633,7 @@ def test_a_job_log_gets_progress_lines_and_no_bar(data, tmp_path, monkeypatch):
     monkeypatch.setattr(root, "handlers", [])  # pytest's own handlers stay untouched
     monkeypatch.setattr(root, "level", root.level)
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    monkeypatch.setattr(T, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(T.loop, "PROGRESS_EVERY_S", 0.0)
     jobs.open_job_log(tmp_path / "job.log", "train")
     try:
         T.train_cell(str(tmp_path / "ckpt"), **cell(data, 6, log_every=2, progress=True,

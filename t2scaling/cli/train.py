@@ -6,7 +6,9 @@ import os
 
 import torch.distributed as dist
 
-from t2scaling.train import Recipe, SCHEDULES, _CLI_OPTIONS, train_cell
+from t2scaling.train.cell import train_cell
+from t2scaling.train.schedule import SCHEDULES
+from t2scaling.train.session import _CLI_OPTIONS, Recipe
 
 
 _CLI_HELP = {  # Recipe field -> help text of its --field-name flag (the Recipe comments, for a person)

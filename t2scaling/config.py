@@ -19,6 +19,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from t2scaling import flops
+
 SCHEMA_NAME = "config.schema.yaml"
 SCHEMA_PATH = importlib.resources.files("t2scaling") / SCHEMA_NAME
 SYNTHETIC_KINDS = ("knowledge", "arithmetic", "analogy", "spatial")
@@ -249,7 +251,8 @@ def semantic_problems(config):
 def _window_problems(config):
     """isoFLOP levels x shapes of which no cell falls inside grid.tokens_per_param (the grid would plan every
     job and fail only at collect)."""
-    from t2scaling.grid import counts_for, grid_cells, tokens_per_step, whole_steps
+    from t2scaling.flops import whole_steps
+    from t2scaling.grid import counts_for, grid_cells, tokens_per_step
 
     grid = config["grid"]
     if not (grid["isoflops"] and grid["shapes"]) or any(cell.isoflop > 0 for cell in grid_cells(config)):
@@ -258,7 +261,7 @@ def _window_problems(config):
     ratios = []
     for shape in grid["shapes"]:
         n = counts_for(config, shape["width"], shape["depth"])["N"]
-        ratios += [whole_steps(c / (6.0 * n), step) / n for c in grid["isoflops"]]
+        ratios += [whole_steps(flops.tokens_at(c, n), step) / n for c in grid["isoflops"]]
     lo, hi = grid["tokens_per_param"]
 
     def outward(x, up):  # 3 significant digits, rounded away from the span so the named range holds it
@@ -379,7 +382,7 @@ def resolve(config):
         v["c_inf"] = _budget_flops(v["c_inf"], n_max, "'validation']['c_inf'")
     if config["fits"]["k_grid"] is None:
         budgets = f["c_inf"] + [config["plots"]["c_inf"]] + ([v["c_inf"]] if v["c_inf"] else [])
-        k_max = max(budgets) / (2.0 * n_min) if n_min else 1.0
+        k_max = flops.samples_at(max(budgets), n_min) if n_min else 1.0
         top = max(10, math.ceil(math.log2(max(k_max, 1.0)) - 1e-9))
         config["fits"]["k_grid"] = [float(2**j) for j in range(top + 1)]
     return config

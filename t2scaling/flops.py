@@ -40,3 +40,33 @@ def model_counts(width, depth, vocab_size, seq_len, *, head_dim=64, ffn_multiple
         "n_heads": heads,
         "flops_per_token": 3 * forward,
     }
+
+
+# ---- the compute identities (DESIGN.md §2.1): every C = 6ND, D = C/6N and k = C_inf/2N is one of these ----
+
+def c_train(N, D):
+    """Training FLOPs of N params on D tokens: C = 6 N D."""
+    return 6.0 * N * D
+
+
+def tokens_at(c_train, N):
+    """Training tokens D that a budget of c_train FLOPs buys an N-param model: D = C/(6N)."""
+    return c_train / (6.0 * N)
+
+
+def samples_at(c_inf, N):
+    """Samples per question k that c_inf FLOPs per served token buy an N-param model: k = C_inf/(2N), two FLOPs
+    per parameter per forward pass (not rounded, not floored at 1)."""
+    return c_inf / (2.0 * N)
+
+
+def steps_for(tokens, tokens_per_step):
+    """Optimizer steps that consume `tokens` tokens, rounded to a whole step (at least one)."""
+    if not tokens > 0:
+        raise ValueError(f"training tokens D must be positive, got {tokens}")
+    return max(1, round(tokens / tokens_per_step))
+
+
+def whole_steps(tokens, tokens_per_step):
+    """`tokens` rounded to whole optimizer steps (at least one): the D a cell really trains on."""
+    return steps_for(tokens, tokens_per_step) * tokens_per_step

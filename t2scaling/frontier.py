@@ -27,6 +27,7 @@ import pandas as pd
 from scipy.special import expit
 from tqdm import tqdm
 
+from t2scaling import flops
 from t2scaling.atomic import atomic_file
 from t2scaling.fitresult import load_fit
 from t2scaling.laws import Chinchilla, get_law
@@ -129,7 +130,7 @@ def solve_p1(members, c_train, c_inf, n_min=N_MIN, n_max=np.inf, steps=BISECT_ST
     def cost(log_n):
         N = np.exp(log_n)
         # k >= 1 holds exactly for N <= C_inf/2; the maximum only absorbs rounding at that bound.
-        return sign * _mean_metric(members, N, ct / (6.0 * N), np.maximum(ci / (2.0 * N), 1.0))
+        return sign * _mean_metric(members, N, flops.tokens_at(ct, N), np.maximum(flops.samples_at(ci, N), 1.0))
 
     log_n, value = _minimise(cost, lo[feasible], hi[feasible], LOG_N_GRID, steps)
     if not np.all(np.isfinite(value)):
@@ -140,8 +141,8 @@ def solve_p1(members, c_train, c_inf, n_min=N_MIN, n_max=np.inf, steps=BISECT_ST
     # Snap onto the upper bound within the solver's accuracy, so an active k >= 1 constraint reads k* = 1 exactly.
     N = np.where(log_n >= hi[feasible] - 1e-9, n_hi[feasible], np.exp(log_n))
     out["N"][feasible] = N
-    out["D"][feasible] = ct[:, 0] / (6.0 * N)
-    out["k"][feasible] = np.maximum(ci[:, 0] / (2.0 * N), 1.0) if uses_k else 1.0
+    out["D"][feasible] = flops.tokens_at(ct[:, 0], N)
+    out["k"][feasible] = np.maximum(flops.samples_at(ci[:, 0], N), 1.0) if uses_k else 1.0
     out["metric"][feasible] = sign * value
     out["at_lower"][feasible] = (log_n <= lo[feasible] + 1e-6) & (hi[feasible] > lo[feasible] + 1e-6)
     return out
@@ -213,14 +214,14 @@ def chinchilla_baseline(members, c_train, c_inf, n_min=N_MIN, n_max=np.inf):
 
         def cost(log_n):
             N = np.exp(log_n)
-            return sum(loss(N, ct / (6.0 * N)) for loss in losses) / len(losses)
+            return sum(loss(N, flops.tokens_at(ct, N)) for loss in losses) / len(losses)
 
         log_hi = np.log(np.minimum(c_train / 6.0, n_max))
         log_n, _ = _minimise(cost, np.minimum(np.log(n_min), log_hi), log_hi, LOG_N_GRID)
         N = np.exp(log_n)
-        D = c_train / (6.0 * N)
+        D = flops.tokens_at(c_train, N)
     # A law without k serves at k = 1 whatever C_inf is (and C_inf may be absent: NaN).
-    k = c_inf / (2.0 * N) if law.uses_k else np.ones_like(N)
+    k = flops.samples_at(c_inf, N) if law.uses_k else np.ones_like(N)
     feasible = k >= 1.0
     metric_ic = np.full(c_train.shape, np.nan)
     metric_ic[feasible] = _mean_metric(members, N[feasible], D[feasible], k[feasible])
@@ -380,7 +381,7 @@ def _extrapolation(fits, columns):
                 "data_c_train_min": np.full(n, np.nan), "data_c_train_max": np.full(n, np.nan)}
     uses_k = get_law(fits[0].law).uses_k
     values = {"N": columns["N_star"], "D": columns["D_star"], "tokens_per_param": columns["tokens_per_param"],
-              "C_train": 6.0 * columns["N_star"] * columns["D_star"]}
+              "C_train": flops.c_train(columns["N_star"], columns["D_star"])}
     if uses_k:
         values["k"] = columns["k_star"]
     outside = {key: ~((v >= rng[key][0] * (1 - RANGE_RTOL)) & (v <= rng[key][1] * (1 + RANGE_RTOL)))

@@ -8,7 +8,8 @@ import dataclasses
 import math
 import re
 
-from t2scaling.flops import model_counts
+from t2scaling import flops
+from t2scaling.flops import model_counts, whole_steps
 
 CELL_PATTERN = re.compile(r"^w(\d+)-l(\d+)-d(\d+)$")
 
@@ -35,7 +36,7 @@ class Cell:
 
     @property
     def c_train(self):
-        return 6.0 * self.N * self.tokens
+        return flops.c_train(self.N, self.tokens)
 
 
 def tokens_per_step(config):
@@ -48,10 +49,6 @@ def counts_for(config, width, depth):
                         head_dim=m["head_dim"], ffn_multiple=m["ffn_multiple"])
 
 
-def whole_steps(tokens, step):
-    return max(1, round(tokens / step)) * step
-
-
 def grid_cells(config):
     """All trained cells, sorted by (width, depth, tokens); duplicates (same name) appear once."""
     g = config["grid"]
@@ -61,7 +58,7 @@ def grid_cells(config):
     for shape in g["shapes"]:
         n = counts_for(config, shape["width"], shape["depth"])["N"]
         for c in g["isoflops"]:
-            tokens = whole_steps(c / (6.0 * n), step)
+            tokens = whole_steps(flops.tokens_at(c, n), step)
             if lo <= tokens / n <= hi:
                 cell = Cell(shape["width"], shape["depth"], tokens, n, float(c))
                 cells.setdefault(cell.name, cell)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from t2scaling import extrapolate, observations
+from t2scaling import extrapolate, flops, observations
 from t2scaling.atomic import atomic_file
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def _chinchilla_epoch(path):
     points = pd.read_csv(path)
     points = points[points["loss"] < np.sort(points["loss"].to_numpy())[-5]]
     N, C = points["Model Size"].to_numpy(float), points["Training FLOP"].to_numpy(float)
-    return pd.DataFrame({"checkpoint": [f"point {i + 1}" for i in points.index], "N": N, "D": C / (6 * N),
+    return pd.DataFrame({"checkpoint": [f"point {i + 1}" for i in points.index], "N": N, "D": flops.tokens_at(C, N),
                          "loss": points["loss"].to_numpy(float)})
 
 

@@ -9,6 +9,7 @@ solver only use this interface.
 import numpy as np
 from scipy.special import expit
 
+from t2scaling import flops
 from t2scaling.passk import beta_pass_at_k
 
 LAWS = {}
@@ -80,7 +81,7 @@ class Chinchilla(Law):
         a, b = params["alpha"], params["beta"]
         G = (a * params["A"] / (b * params["B"])) ** (1.0 / (a + b))
         N = G * (np.asarray(c_train, dtype=float) / 6.0) ** (b / (a + b))
-        return N, np.asarray(c_train, dtype=float) / (6.0 * N)
+        return N, flops.tokens_at(np.asarray(c_train, dtype=float), N)
 
 
 @register

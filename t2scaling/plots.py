@@ -25,6 +25,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from t2scaling import flops
 from t2scaling.atomic import atomic_file
 from t2scaling.units import format_flops, format_params, format_sci
 
@@ -350,7 +351,7 @@ def plot_isoflop_profiles(tasks, levels, c_inf, out_path, title=None):
         return out
 
     colours, mappable = _level_colours(c_train)
-    rows = [("k = 1", lambda N: np.ones_like(N)), ("k = C_inf/(2N)", lambda N: c_inf / (2.0 * N))]
+    rows = [("k = 1", lambda N: np.ones_like(N)), ("k = C_inf/(2N)", lambda N: flops.samples_at(c_inf, N))]
     fig, axes = new_figure(2, len(laws), figsize=(3.1 * len(laws) + 0.9, 5.0), squeeze=False)
     marks = []
     for j, law in enumerate(laws):
@@ -367,7 +368,7 @@ def plot_isoflop_profiles(tasks, levels, c_inf, out_path, title=None):
                     hi = min(hi, c_inf / 2.0)  # k >= 1
                 if lo < hi:
                     N = np.geomspace(lo, hi, 200)
-                    ax.plot(N, predict(law, N, ct / (6.0 * N), k_of_N(N)), color=colour, lw=1.1)
+                    ax.plot(N, predict(law, N, flops.tokens_at(ct, N), k_of_N(N)), color=colour, lw=1.1)
                 ax.scatter(seen["N"], seen["metric"], s=14, color=colour, edgecolor="white", lw=0.4, zorder=3)
                 marks += [dict(kind="measured", checkpoint=c, N=r.N, D=r.D, k=r.k, metric=r.metric, law=law,
                                row=row_name, c_train=ct) for c, r in seen.iterrows()]
@@ -375,7 +376,7 @@ def plot_isoflop_profiles(tasks, levels, c_inf, out_path, title=None):
                     k = float(k_of_N(np.array(n)))
                     if not (np.isfinite(n) and k >= 1.0):
                         continue  # infeasible: no plan within C_inf
-                    d = ct / (6.0 * n)
+                    d = flops.tokens_at(ct, n)
                     value = table["predicted_metric"].iloc[lvl] if kind == "optimum" and corrected \
                         else float(predict(law, n, d, k))
                     ax.scatter([n], [value], marker=marker, s=size, color=colour, edgecolor="black", lw=0.6,
@@ -481,7 +482,7 @@ def plot_checkpoint_grid(cells, out_path, title=None):
     if unknown:
         raise ValueError(f"{where}: unknown origin {unknown}; use one of {list(ORIGIN_MARKERS)}")
     logger.info("checkpoint grid: %s", cells["origin"].value_counts().to_dict())
-    C, ratio = 6.0 * N * D, D / N
+    C, ratio = flops.c_train(N, D), D / N
     fig, ax = new_figure(figsize=(3.6, 3.4))
     xlim, ylim = (C.min() / 2.5, C.max() * 2.5), (N.min() / 2.5, N.max() * 2.5)
     c_line = np.geomspace(*xlim, 50)

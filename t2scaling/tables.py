@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from t2scaling import observations as obs_mod
+from t2scaling import flops, observations as obs_mod
 from t2scaling.atomic import atomic_file
 from t2scaling.bootstrap import question_bootstrap
 from t2scaling.passk import pass_at_k_exact, pass_at_k_unbiased
@@ -268,9 +268,9 @@ def table1(task, observations, frontier_csvs, checkpoints, c_train, c_inf):
         raise ValueError(f"{obs.path}: candidate checkpoints {absent} are not in the observations of task {task!r}; "
                          "evaluate them or drop them from the candidates")
     N = sizes.loc[[str(n) for n in checkpoints], "N"].to_numpy(float)
-    measured = measured_at_k(obs, checkpoints, c_inf / (2.0 * N), missing="drop")
+    measured = measured_at_k(obs, checkpoints, flops.samples_at(c_inf, N), missing="drop")
     cand = sizes.loc[[str(n) for n in checkpoints], ["N", "D"]].copy()
-    cand["k"] = c_inf / (2.0 * cand["N"])
+    cand["k"] = flops.samples_at(c_inf, cand["N"])
     cand = cand.join(measured[["k_used", "estimator", "value"]])
     cand["tokens_per_param"] = cand["D"] / cand["N"]
 
@@ -283,7 +283,7 @@ def table1(task, observations, frontier_csvs, checkpoints, c_train, c_inf):
         out = {"task": task, "role": role, "checkpoint": name or ""}
         c = cand.loc[name] if name is not None else pd.Series(np.nan, index=cand.columns)
         out.update(N=c["N"], D=c["D"], tokens_per_param=c["tokens_per_param"], c_train=float(c_train),
-                   c_train_actual=6.0 * c["N"] * c["D"], c_inf=float(c_inf), k=c["k"], k_used=c["k_used"],
+                   c_train_actual=flops.c_train(c["N"], c["D"]), c_inf=float(c_inf), k=c["k"], k_used=c["k_used"],
                    estimator=c["estimator"] if name is not None else "", measured_pass_at_k=c["value"])
         if name is not None and name in measured.attrs["dropped"]:
             note = f"not measured: checkpoint {measured.attrs['dropped'][name]}"

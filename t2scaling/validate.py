@@ -25,13 +25,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from t2scaling import observations
+from t2scaling import flops, observations
 from t2scaling.atomic import atomic_file
 from t2scaling.bootstrap import question_bootstrap
 from t2scaling.fitresult import load_fit
-from t2scaling.flops import n_heads
+from t2scaling.flops import n_heads, whole_steps
 from t2scaling.frontier import frontier
-from t2scaling.grid import Cell, whole_steps, counts_for, grid_cells, tokens_per_step
+from t2scaling.grid import Cell, counts_for, grid_cells, tokens_per_step
 from t2scaling.passk import pass_at_k_exact
 from t2scaling.units import format_count, format_flops, format_params
 
@@ -174,7 +174,7 @@ def plan_cells(fits_by_task, config, c_train, c_inf):
               else f"chinchilla baseline (k = 1 optimum) of the {base} fits; no chinchilla fits given")
     targets.append(dict(role="chinchilla", law=base, source=source, metric_name=row["metric_name"],
                         N_star=row["chinchilla_N"], D_star=row["chinchilla_D"],
-                        k_star=c_inf / (2.0 * row["chinchilla_N"]),  # served with its inference-corrected k
+                        k_star=flops.samples_at(c_inf, row["chinchilla_N"]),  # served with its inference-corrected k
                         predicted_metric=row["chinchilla_metric"]))  # the law's metric at k = 1
 
     shapes = candidate_shapes(config)
@@ -185,9 +185,9 @@ def plan_cells(fits_by_task, config, c_train, c_inf):
     roles = []
     for t in targets:
         shape = shapes[int(np.argmin(np.abs(np.log(shape_n) - np.log(t["N_star"]))))]
-        exact = c_train / (6.0 * shape["N"])
+        exact = flops.tokens_at(c_train, shape["N"])
         cell = Cell(shape["width"], shape["depth"], whole_steps(exact, step), shape["N"])
-        k = c_inf / (2.0 * cell.N)
+        k = flops.samples_at(c_inf, cell.N)
         warnings = []
         if not n_lo / OUT_OF_RANGE <= t["N_star"] <= n_hi * OUT_OF_RANGE:
             warnings.append(f"{t['role']}: N* = {format_params(t['N_star'])} lies more than {OUT_OF_RANGE:g}x "
@@ -339,11 +339,11 @@ def validation_table(plan, evals, fits_by_task, sizes=None):
         for role in plan["roles"]:
             cell = role["cell"]
             N, D = float(sizes[cell]["N"]), float(sizes[cell]["D"])
-            k = c_inf / (2.0 * N)
+            k = flops.samples_at(c_inf, N)
             feasible = k >= 1.0
             k_int = float(math.floor(k * (1.0 + 1e-12))) if feasible else np.nan  # 2.9999999999999996 is 3
             row = dict(task=task, role=role["role"], law=role["law"], cell=cell, width=role["width"],
-                       depth=role["depth"], N=N, D=D, tokens_per_param=D / N, c_train=6.0 * N * D, c_inf=c_inf,
+                       depth=role["depth"], N=N, D=D, tokens_per_param=D / N, c_train=flops.c_train(N, D), c_inf=c_inf,
                        k=k, k_int=k_int, feasible=feasible)
             row.update(_measure(measured[cell], k, k_int))
             if feasible:  # pass@k_i by question id, so every role's values line up for the paired bootstrap

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from t2scaling import observations
+from t2scaling import flops, observations
 from t2scaling.fit.diagnostics import (_array_hash, _bootstrap, _data_range, _derived, _finish, _natural,
                                        _negligible_terms, _points, _problems, _r2, _reference, _require_spread,
                                        _verdict, _with_scale)
@@ -42,7 +42,7 @@ def _isoflop_weights(N, D, variance):
     """
     if variance is None:
         return np.ones_like(N), "uniform (no per-point variance)"
-    log_c = np.log(6 * N * D)
+    log_c = np.log(flops.c_train(N, D))
     order = np.argsort(log_c)
     group = np.empty(len(N), dtype=int)
     group[order] = np.cumsum(np.r_[0, np.diff(log_c[order]) > np.log(1.1)])

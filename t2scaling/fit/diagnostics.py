@@ -9,6 +9,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from t2scaling import flops
 from t2scaling.laws import get_law
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def _data_range(N, D, k=1.0):
     """The span of the fitted data (DESIGN.md §2.6, honest extrapolation): [min, max] of N, D, C_train = 6ND,
     tokens per parameter D/N and k (1 for laws without k), as plain floats."""
     N, D, k = (np.asarray(v, dtype=float) for v in (N, D, k))
-    values = dict(N=N, D=D, C_train=6 * N * D, tokens_per_param=D / N, k=k)
+    values = dict(N=N, D=D, C_train=flops.c_train(N, D), tokens_per_param=D / N, k=k)
     return {name: [float(v.min()), float(v.max())] for name, v in values.items()}
 
 

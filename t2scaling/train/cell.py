@@ -7,7 +7,8 @@ import os
 
 from t2scaling.grid import trunk_name
 from t2scaling.train.loop import _train_steps
-from t2scaling.train.schedule import lr_at, SCHEDULES, steps_for
+from t2scaling.flops import steps_for
+from t2scaling.train.schedule import lr_at, SCHEDULES
 from t2scaling.train.session import _Session, Recipe
 from t2scaling.train.state import _base_meta, _cell_lock, _finish, _finished_meta, _resume, _rewrite_log
 from t2scaling.train.wsd import train_decay, train_trunk

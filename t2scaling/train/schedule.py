@@ -4,18 +4,10 @@ warmup-stable-decay with its branch points.
 
 import math
 
+from t2scaling.flops import steps_for
 
 SCHEDULES = ("cosine", "wsd")
-
-
 DECAY_SHAPES = ("1-sqrt", "linear")
-
-
-def steps_for(tokens, tokens_per_step):
-    """Optimizer steps that consume `tokens` tokens, rounded to a whole step (at least one)."""
-    if not tokens > 0:
-        raise ValueError(f"training tokens D must be positive, got {tokens}")
-    return max(1, round(tokens / tokens_per_step))
 
 
 def decay_start_step(total_steps, decay_fraction):

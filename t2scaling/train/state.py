@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import torch.distributed as dist
 
-from t2scaling import __version__
+from t2scaling import __version__, flops
 from t2scaling.atomic import atomic_dir, atomic_file
 from t2scaling.checkpoint import diverged, model_card, weights_sha256
 from t2scaling.train.batches import _load_tokens
@@ -101,7 +101,7 @@ def _base_meta(s, cell_id, total_steps, schedule, warmup_steps, elapsed):
     D = total_steps * s.tokens_per_step
     c = s.counts
     return dict(cell=cell_id, width=s.width, depth=s.depth, N=c["N"], N_non_embedding=c["N_non_embedding"],
-                N_exact=c["N_exact"], D=D, C_train=6.0 * c["N"] * D, flops_per_token=c["flops_per_token"],
+                N_exact=c["N_exact"], D=D, C_train=flops.c_train(c["N"], D), flops_per_token=c["flops_per_token"],
                 schedule=schedule, seed=s.recipe.seed, steps=total_steps, seq_len=s.seq_len,
                 batch_size=s.batch_size, vocab_size=s.vocab_size, lr=s.recipe.lr, betas=list(s.recipe.betas),
                 weight_decay=s.recipe.weight_decay, warmup_steps=warmup_steps, grad_clip=s.recipe.grad_clip,

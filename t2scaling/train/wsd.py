@@ -8,7 +8,8 @@ import logging
 import os
 
 from t2scaling.train.loop import _train_steps
-from t2scaling.train.schedule import decay_start_step, lr_at, steps_for
+from t2scaling.flops import steps_for
+from t2scaling.train.schedule import decay_start_step, lr_at
 from t2scaling.train.session import _Session, _state_files, _state_path, Recipe
 from t2scaling.train.state import (_base_meta, _cell_lock, _finish, _finished_meta, _locked, _resume, _rewrite_log,
                                    _write_atomic)

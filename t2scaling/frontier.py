@@ -30,14 +30,13 @@ from tqdm import tqdm
 from t2scaling import flops
 from t2scaling.atomic import atomic_file
 from t2scaling.fitresult import load_fit
-from t2scaling.laws import Chinchilla, get_law
+from t2scaling.laws import LAWS, Chinchilla, get_law
 
 logger = logging.getLogger(__name__)
 
-# Laws whose k = 1 form is Chinchilla's L(N, D) of their A, B, E, alpha, beta (approach1 adds the constant G;
-# approach2, naive and beta_chinchilla (pass@1 = exp(-L)) pass it through a monotone link), so the Chinchilla
-# baseline has a closed form. Any other law gets its baseline numerically: the optimum of the law itself at k = 1.
-CHINCHILLA_BASED = frozenset({"chinchilla", "approach1", "approach2", "naive", "beta_chinchilla"})
+# Laws whose k = 1 form is Chinchilla's L(N, D) through a monotone link (Law.k1_is_chinchilla) have the Chinchilla
+# baseline in closed form. Any other law gets its baseline numerically: the optimum of the law itself at k = 1.
+CHINCHILLA_BASED = frozenset(name for name, law in LAWS.items() if law.k1_is_chinchilla)
 N_MIN = 1e3  # smallest model the planner considers, params; below it a law is pure extrapolation
 LOG_N_GRID = 128  # grid points per budget over [ln n_min, ln n_hi] (~0.2 apart); brackets a unimodal optimum
 LOGIT_F_GRID = 64  # P2: grid points over the logit of the training share

@@ -10,9 +10,13 @@ import numpy as np
 from scipy.special import expit
 
 from t2scaling import flops
-from t2scaling.passk import beta_pass_at_k
+from t2scaling.passk import beta_pass_at_k, pass_at_k_exact
 
 LAWS = {}
+T2_LAWS = ("approach1", "approach2")  # the paper's two Train-to-Test laws, in the order panels and plans show them
+# Where no Chinchilla fit exists, the k = 1 form of these stands in for it, in this order of preference (each
+# holds a Chinchilla L(N, D) of its own: Approach 2's stage 1, Approach 1's loss at k -> infinity).
+CHINCHILLA_STAND_INS = ("approach2", "approach1")
 
 
 def register(cls):
@@ -33,6 +37,9 @@ class Law:
     log_params = ()  # optimised as log(value); must be > 0
     uses_k = False
     variants = ()  # the fits `t2scaling.fit` offers for it, the default first; () = not fitted (a baseline)
+    # Its k = 1 form is a monotone function of Chinchilla's L(N, D) of its own A, B, E, alpha, beta, so its
+    # Chinchilla-optimal allocation has Chinchilla's closed form (frontier.chinchilla_baseline).
+    k1_is_chinchilla = False
 
     @property
     def higher_is_better(self):
@@ -67,6 +74,7 @@ class Chinchilla(Law):
     """L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022). Independent of k."""
 
     name = "chinchilla"
+    k1_is_chinchilla = True
     param_names = ("A", "B", "E", "alpha", "beta")
     log_params = ("A", "B", "E")
     variants = ("huber", "profile_e")
@@ -89,6 +97,7 @@ class Approach1(Law):
     """T² Approach 1: mean task loss -log pass@k ~ E + A/N^alpha + B/D^beta + G/k^gamma."""
 
     name = "approach1"
+    k1_is_chinchilla = True
     param_names = ("A", "B", "E", "alpha", "beta", "G", "gamma")
     log_params = ("A", "B", "E", "G")
     uses_k = True
@@ -144,6 +153,7 @@ class Approach2(Law):
 
     name = "approach2"
     metric = "accuracy"
+    k1_is_chinchilla = True
     param_names = ("A", "B", "E", "alpha", "beta", "theta0", "theta1", "theta2", "theta3", "theta4")
     log_params = ("A", "B", "E")
     uses_k = True
@@ -169,14 +179,14 @@ class NaiveSigmoid(Law):
 
     name = "naive"
     metric = "accuracy"
+    k1_is_chinchilla = True
     param_names = ("A", "B", "E", "alpha", "beta", "theta0", "theta1", "theta2")
     log_params = ("A", "B", "E")
     uses_k = True
 
     def predict(self, params, N, D, k=1.0):
         p = params["theta2"] * expit(-params["theta1"] * (_chinchilla_loss(params, N, D) - params["theta0"]))
-        k = np.asarray(k, dtype=float)
-        return -np.expm1(k * np.log1p(-np.clip(p, 0.0, 1.0 - 1e-15)))
+        return pass_at_k_exact(np.clip(p, 0.0, 1.0 - 1e-15), k)
 
 
 
@@ -201,6 +211,7 @@ class BetaChinchilla(Law):
 
     name = "beta_chinchilla"
     metric = "accuracy"
+    k1_is_chinchilla = True
     param_names = ("A", "B", "E", "alpha", "beta", "nu0", "nu1")
     log_params = ("A", "B", "E")
     uses_k = True

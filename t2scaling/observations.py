@@ -433,6 +433,23 @@ def likelihood_data(obs, source="auto"):
                        c=counts["c"].to_numpy(float), count=counts["count"].to_numpy(float))
 
 
+def from_eval(path, checkpoint, size):
+    """The per-question Observations of one evaluation file (question, nll, ... columns) of `checkpoint`, whose
+    size is {"N": .., "D": ..}: the one place an evaluation becomes observations (the collect rule and the
+    validation table use it). Validated (errors name the file, the row and the fix), which adds p = exp(-nll);
+    `given_columns` are the file's columns with checkpoint, N and D first."""
+    frame = pd.read_parquet(path) if str(path).endswith((".parquet", ".pq")) else pd.read_csv(path)
+    if "question" not in frame and "id" in frame:  # a task table's id column, as some older evaluations named it
+        frame = frame.rename(columns={"id": "question"})
+    frame = frame.drop(columns=[c for c in ("checkpoint", "N", "D") if c in frame])
+    frame.insert(0, "checkpoint", str(checkpoint))
+    frame.insert(1, "N", float(size["N"]))
+    frame.insert(2, "D", float(size["D"]))
+    obs = Observations(str(path), "per_question", frame, "", list(frame.columns))
+    validate(obs)
+    return obs
+
+
 def collect_observations(evals, sizes, out_path, imported=()):
     """Join per-checkpoint evaluation tables into one per-question observation table (Parquet, atomic).
 
@@ -443,13 +460,8 @@ def collect_observations(evals, sizes, out_path, imported=()):
     for name, path in evals.items():
         if name not in sizes:
             raise ValueError(f"{path}: checkpoint {name!r} has no N, D in the sizes given; declare it in the config")
-        frame = pd.read_parquet(path) if str(path).endswith((".parquet", ".pq")) else pd.read_csv(path)
-        frame = frame.drop(columns=[c for c in ("checkpoint", "N", "D") if c in frame])
-        frame.insert(0, "checkpoint", str(name))
-        frame.insert(1, "N", float(sizes[name]["N"]))
-        frame.insert(2, "D", float(sizes[name]["D"]))
-        validate(Observations(str(path), "per_question", frame.copy(), ""))  # errors name the eval file
-        parts.append(frame)
+        obs = from_eval(path, name, sizes[name])
+        parts.append(obs.frame[obs.given_columns])  # as evaluated: the derived p is not stored
     for path in imported:
         obs = read_table(path)
         if obs.form != "per_question":

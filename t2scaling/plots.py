@@ -27,6 +27,7 @@ from matplotlib.lines import Line2D
 
 from t2scaling import flops
 from t2scaling.atomic import atomic_file
+from t2scaling.laws import T2_LAWS
 from t2scaling.units import format_flops, format_params, format_sci
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ APPROACH_STYLE = {
     "naive": {"color": "tab:gray", "label": "naive sigmoid"},
 }
 C_INF_LINESTYLES = ["-", "--", ":", "-."]
-T2_LAWS = ("approach1", "approach2")  # the T² laws, in panel order
 METRIC_LABEL = {"accuracy": "mean pass@k", "loss": "task loss −log pass@k (nats)"}
 ORIGIN_MARKERS = {"trained": "o", "imported": "s", "validation": "^", "held_out": "D"}
 VARIANT_LINESTYLES = {"base": "-", "ft": "--", "sft": ":"}

@@ -16,6 +16,7 @@ import pandas as pd
 from t2scaling import flops, observations as obs_mod
 from t2scaling.atomic import atomic_file
 from t2scaling.bootstrap import question_bootstrap
+from t2scaling.laws import CHINCHILLA_STAND_INS
 from t2scaling.passk import pass_at_k_exact, pass_at_k_unbiased
 from t2scaling.units import format_count, format_flops, format_number, format_sci
 
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 # Which law's row supplies the Chinchilla-optimal baseline when several frontier tables are given: the Chinchilla
 # fit itself, else Approach 2 (its stage 1 is Chinchilla on the task NLL), else Approach 1 (its k = 1 form).
-CHINCHILLA_PREFERENCE = ("chinchilla", "approach2", "approach1")
+CHINCHILLA_PREFERENCE = ("chinchilla", *CHINCHILLA_STAND_INS)  # whose Chinchilla optimum a table quotes
 FRONTIER_COPIED = ("N_star", "tokens_per_param", "k_star", "predicted_metric")
 BUDGET_RTOL = 1e-9  # a frontier row "is" a requested budget within this relative tolerance
 # pandas >= 3 parses floats round-trip exactly (and deprecates the option); older pandas needs it asked for.

@@ -32,14 +32,13 @@ from t2scaling.fitresult import load_fit
 from t2scaling.flops import n_heads, whole_steps
 from t2scaling.frontier import frontier
 from t2scaling.grid import Cell, counts_for, grid_cells, tokens_per_step
+from t2scaling.laws import CHINCHILLA_STAND_INS, T2_LAWS
 from t2scaling.passk import pass_at_k_exact
 from t2scaling.units import format_count, format_flops, format_params
 
 logger = logging.getLogger(__name__)
 
-T2_LAWS = ("approach1", "approach2")
 LAWS = T2_LAWS + ("chinchilla",)  # also the order of the plan's roles
-CHINCHILLA_FALLBACK = ("approach2", "approach1")  # whose k = 1 baseline stands in when no chinchilla fits exist
 OUT_OF_RANGE = 2.0  # warn when N* lies more than this factor outside the buildable range
 TOKEN_ROUNDING = 1.25  # warn when whole optimizer steps move D (and so C_train) by more than this factor
 CELL_COLUMNS = ("task", "role", "law", "cell", "width", "depth", "N", "D", "tokens_per_param", "c_train", "c_inf",
@@ -168,7 +167,7 @@ def plan_cells(fits_by_task, config, c_train, c_inf):
         targets.append(dict(role=law, law=law, source=f"macro P1 frontier of {law} over {len(tasks)} tasks",
                             metric_name=row["metric_name"], N_star=row["N_star"], D_star=row["D_star"],
                             k_star=row["k_star"], predicted_metric=row["predicted_metric"]))
-    base = "chinchilla" if "chinchilla" in laws else next(law for law in CHINCHILLA_FALLBACK if law in laws)
+    base = "chinchilla" if "chinchilla" in laws else next(law for law in CHINCHILLA_STAND_INS if law in laws)
     row = rows[base]
     source = ("k = 1 optimum of the macro-mean chinchilla fits" if base == "chinchilla"
               else f"chinchilla baseline (k = 1 optimum) of the {base} fits; no chinchilla fits given")
@@ -258,18 +257,10 @@ def _task_observations(task, cells, evals, sizes):
         if cell not in sizes:
             raise ValueError(f"cell {cell!r} has no N, D in the sizes given; add sizes[{cell!r}] = {{N, D}}")
         path = str(evals[task, cell])
-        frame = pd.read_parquet(path) if path.endswith((".parquet", ".pq")) else pd.read_csv(path)
-        if "question" not in frame and "id" in frame:
-            frame = frame.rename(columns={"id": "question"})
-        if "nll" not in frame:
+        out[cell] = observations.from_eval(path, cell, sizes[cell])
+        if "nll" not in out[cell].given_columns:
             raise ValueError(f"{path}: missing column 'nll' (summed NLL of the gold answer, nats); measured "
                              "pass@k at a real-valued k needs likelihoods: evaluate with mode likelihood")
-        frame = frame.drop(columns=[c for c in ("checkpoint", "N", "D") if c in frame])
-        frame.insert(0, "checkpoint", cell)
-        frame.insert(1, "N", float(sizes[cell]["N"]))
-        frame.insert(2, "D", float(sizes[cell]["D"]))
-        out[cell] = observations.Observations(path, "per_question", frame, "")
-        observations.validate(out[cell])  # errors name the eval file, the row and the fix
     # One question set across the cells, so their means compare (checked on the columns all evals share).
     paths = ", ".join(obs.path for obs in out.values())
     both = pd.concat([obs.frame[["checkpoint", "N", "D", "question", "nll"]] for obs in out.values()],

@@ -18,7 +18,7 @@ from t2scaling.fit.diagnostics import (_array_hash, _bootstrap, _data_range, _de
                                        _negligible_terms, _points, _problems, _r2, _reference, _require_restarts,
                                        _require_spread, _verdict)
 from t2scaling.fit.objectives import beta_nll
-from t2scaling.fit.optimize import _blockwise, _multistart, _polish, _refit_best
+from t2scaling.fit.optimize import _blockwise, _multistart, _polish, _refit_best, fd_hessian
 from t2scaling.fitresult import FitResult
 from t2scaling.laws import get_law, LOG_NU_RANGE, MU_RANGE
 
@@ -65,18 +65,6 @@ def _starts(N, D, log_ref, k, acc, restarts, rng, label):
     return np.vstack([init, np.clip(init + jitter, BOUNDS[:, 0], BOUNDS[:, 1])])
 
 
-def _hessian(objective, x, free):
-    """Finite-difference Hessian (of the analytic gradient) over the free coordinates, symmetrised."""
-    idx = np.flatnonzero(free)
-    h = 1e-6 * np.maximum(1.0, np.abs(x[idx]))
-    X = np.repeat(x[None], 2 * idx.size, axis=0)
-    X[np.arange(idx.size), idx] += h
-    X[idx.size + np.arange(idx.size), idx] -= h
-    G = objective(X)[1][:, idx]
-    H = (G[: idx.size] - G[idx.size:]) / (2 * h[:, None])
-    return 0.5 * (H + H.T)
-
-
 def _repolish(objective, result, steps=60):
     """Damped Newton steps, then the standard polish and stationarity check (optimize._polish).
 
@@ -93,7 +81,7 @@ def _repolish(objective, result, steps=60):
     damping = 1e-3
     for _ in range(steps):
         free = (lo < hi) & ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
-        H = _hessian(objective, x, free)
+        H = fd_hessian(objective, x, np.flatnonzero(free))
         gf = g[free]
         moved = False
         while damping < 1e12:

@@ -93,6 +93,18 @@ def _polish(fun, x0, lo, hi, scale):
     return res
 
 
+def fd_hessian(fun, x, idx):
+    """The Hessian of `fun` over coordinates `idx` at x by central differences of its analytic gradient (steps
+    1e-6 relative), symmetrised."""
+    h = 1e-6 * np.maximum(1.0, np.abs(x[idx]))
+    X = np.repeat(x[None], 2 * idx.size, axis=0)
+    X[np.arange(idx.size), idx] += h
+    X[idx.size + np.arange(idx.size), idx] -= h
+    G = fun(X)[1][:, idx]
+    H = (G[: idx.size] - G[idx.size:]) / (2 * h[:, None])
+    return 0.5 * (H + H.T)
+
+
 def _newton_step(fun, x, g, free):
     """Newton step over the free coordinates and the objective decrease it predicts (inf unless the
     finite-difference Hessian is positive definite)."""
@@ -100,13 +112,7 @@ def _newton_step(fun, x, g, free):
     step = np.zeros_like(x)
     if idx.size == 0:
         return 0.0, step
-    h = 1e-6 * np.maximum(1.0, np.abs(x[idx]))
-    X = np.repeat(x[None], 2 * idx.size, axis=0)
-    X[np.arange(idx.size), idx] += h
-    X[idx.size + np.arange(idx.size), idx] -= h
-    G = fun(X)[1][:, idx]
-    H = (G[: idx.size] - G[idx.size:]) / (2 * h[:, None])
-    lam, V = np.linalg.eigh(0.5 * (H + H.T))
+    lam, V = np.linalg.eigh(fd_hessian(fun, x, idx))
     if not np.all(np.isfinite(lam)) or lam[0] <= 0:
         return np.inf, step
     c = V.T @ g[idx]

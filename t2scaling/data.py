@@ -215,11 +215,14 @@ def write_tokens(texts, tokenizer, path, *, batch_size=1024, total=None):
     return {"path": path, "n_tokens": n_tokens, "n_documents": n_documents, "dtype": dtype.name}
 
 
-def load_tokens(path):
-    """The flat token array of a split, memory-mapped read-only."""
+def load_tokens(path, what="token"):
+    """The flat integer token array of a split, memory-mapped read-only; `what` names the split in errors."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"token file {path} does not exist; write it with `t2scaling tokenize`")
-    return np.load(path, mmap_mode="r")
+        raise FileNotFoundError(f"{what} file {path} not found; write it with `t2scaling tokenize`")
+    tokens = np.load(path, mmap_mode="r")
+    if tokens.ndim != 1 or tokens.dtype.kind not in "iu":
+        raise ValueError(f"{path}: expected a flat integer token array, got shape {tokens.shape} {tokens.dtype}")
+    return tokens
 
 
 def unigram_entropy(tokens, vocab_size, chunk=1 << 24):

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from t2scaling import fit, observations
+from t2scaling.measure import on_k_grid
 from t2scaling.atomic import atomic_file
 from t2scaling.grid import holds_out, is_held_out
 from t2scaling.laws import get_law
@@ -90,22 +91,6 @@ def _subset(obs, keep):
     """The rows of checkpoints `keep`; index labels (data rows of the file) are kept."""
     frame = obs.frame[obs.frame["checkpoint"].isin(keep)].copy()
     return dataclasses.replace(obs, frame=frame, sha256="")
-
-
-def measured(obs, target, k_grid=None, source="auto"):
-    """Measured values of every checkpoint: (names (C,), N (C,), D (C,), k (K,), values (C, K)).
-
-    target 'pass_at_k': mean over questions of pass@k_i (`observations.pass_at_k_matrix`, the one measurement of
-    pass@k); 'task_loss': Approach 1's Q (nats); 'nll': mean task NLL (nats) at k = 1, Chinchilla's target (per row
-    of a loss table). k_grid as `observations.k_grid_for` (None: the fit's default grid).
-    """
-    if target == "nll":
-        N, D, loss, _ = observations.loss_points(obs)
-        names = obs.frame["checkpoint"] if obs.form == "loss" else observations.checkpoints(obs).index
-        return np.asarray(names, dtype=str), N, D, np.ones(1), np.asarray(loss, dtype=float)[:, None]
-    matrix = observations.task_loss_matrix if target == "task_loss" else observations.pass_at_k_matrix
-    ckpts, k, values = matrix(obs, k_grid, observations.choose_source(obs, source))
-    return ckpts.index.to_numpy(dtype=str), ckpts["N"].to_numpy(), ckpts["D"].to_numpy(), k, values
 
 
 def nearest(N, D, held):
@@ -197,9 +182,9 @@ def extrapolate(observations_table, laws, *, baselines=BASELINES, min_tokens_per
     # Measure first: a table that cannot feed a law stops before any (slow) fit; one k grid for fit and targets.
     for law in fitted:
         fit.require_form(law, obs)
-    acc = measured(obs, "pass_at_k", k_grid, source) if obs.form != "loss" else None
-    loss = measured(obs, "task_loss", k_grid, source) if "approach1" in fitted else None
-    nll = measured(obs, "nll") if "chinchilla" in fitted or obs.form == "loss" else None
+    acc = on_k_grid(obs, "pass_at_k", k_grid, source) if obs.form != "loss" else None
+    loss = on_k_grid(obs, "task_loss", k_grid, source) if "approach1" in fitted else None
+    nll = on_k_grid(obs, "nll") if "chinchilla" in fitted or obs.form == "loss" else None
     label = f"{obs.path} (without the {len(out)} held-out checkpoints)"
     parts, fits = [], {}
 

@@ -293,7 +293,8 @@ def plot_isoflop_profiles(tasks, levels, c_inf, out_path, title=None):
     """
     from t2scaling import frontier as frontier_mod
     from t2scaling import observations as obs_mod
-    from t2scaling.tables import CHINCHILLA_PREFERENCE, measured_at_k
+    from t2scaling.measure import at_k
+    from t2scaling.tables import CHINCHILLA_PREFERENCE
 
     if not tasks:
         raise ValueError("plot_isoflop_profiles: no tasks given; pass {task: (observations, {law: fit})}")
@@ -340,7 +341,7 @@ def plot_isoflop_profiles(tasks, levels, c_inf, out_path, title=None):
         parts = []
         for t in names:
             fit = fits[t][law]
-            m = measured_at_k(obs[t], cells, k, fit.metric, fit.options.get("source", "auto"), missing="drop")
+            m = at_k(obs[t], cells, k, fit.metric, fit.options.get("source", "auto"), missing="drop")
             for name, why in m.attrs["dropped"].items():
                 logger.warning("%s: %s: checkpoint %r %s; it is left out of the isoFLOP figure", obs[t].path,
                                law, name, why)

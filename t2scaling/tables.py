@@ -17,7 +17,7 @@ from t2scaling import flops, observations as obs_mod
 from t2scaling.atomic import atomic_file
 from t2scaling.bootstrap import question_bootstrap
 from t2scaling.laws import CHINCHILLA_STAND_INS
-from t2scaling.passk import pass_at_k_exact, pass_at_k_unbiased
+from t2scaling.measure import at_k
 from t2scaling.units import format_count, format_flops, format_number, format_sci
 
 logger = logging.getLogger(__name__)
@@ -147,79 +147,6 @@ def _at_budget(table, path, column, value, what):
     return hit
 
 
-# ------------------------------------------------------------------------------------------ measured pass@k
-
-def measured_at_k(obs, names, k, metric="accuracy", source="auto", missing="raise"):
-    """Measured metric of checkpoints `names` at their own real-valued k (array aligned with names).
-
-    metric "accuracy": mean pass@k; "loss": task loss, mean_i[-log pass@k_i] from likelihoods, else -log(mean
-    pass@k) (as Approach 1 is fitted, DESIGN.md §2.4). Sources as observations.choose_source: exact pass@k from
-    p = exp(-nll) at k itself; the unbiased estimator from (n, c) at k rounded down; aggregated tables only at a
-    k they hold. Returns a frame indexed by checkpoint: N, D, k, k_used, value, estimator (and for per-question
-    sources `attrs["per_question"]`: pass@k_i, rows as the index, for the question bootstrap). missing="drop" leaves
-    out checkpoints whose value cannot be measured (absent from the table, k < 1, k not in an aggregated table)
-    and lists them in `frame.attrs["dropped"]`; "raise" stops with an error naming the file and the checkpoint.
-    """
-    obs = obs_mod.read_table(obs) if isinstance(obs, (str, os.PathLike)) else obs
-    source = obs_mod.choose_source(obs, source)
-    ckpts = obs_mod.checkpoints(obs)
-    names = [str(n) for n in names]
-    k = np.broadcast_to(np.asarray(k, dtype=float), (len(names),)).copy()
-    why = {}
-    for name, kk in zip(names, k):
-        if name not in ckpts.index:
-            why[name] = "is not in the table"
-        elif not kk >= 1:
-            why[name] = f"has k = {kk:.3g} < 1 (cannot serve one sample within the inference budget)"
-    if source == "samples":
-        fewest = obs.frame.groupby("checkpoint")["n_samples"].min()
-        for name, kk in zip(names, k):
-            if name not in why and np.floor(kk * (1.0 + 1e-12)) > fewest[name]:
-                why[name] = (f"needs k = {np.floor(kk * (1.0 + 1e-12)):g} samples but has n_samples = "
-                             f"{fewest[name]} (draw more samples)")
-    if source == "aggregated":
-        for name, kk in zip(names, k):
-            have = obs.frame.loc[obs.frame["checkpoint"] == name, "k"].to_numpy(float)
-            if name not in why and not np.isclose(have, kk, rtol=BUDGET_RTOL, atol=0).any():
-                listed = ", ".join(f"{v:g}" for v in sorted(have))
-                why[name] = f"has no pass_at_k row at k = {kk:.6g} (aggregated table; it has k = {listed})"
-    if why and missing == "raise":
-        name, text = next(iter(why.items()))
-        raise ValueError(f"{obs.path}: checkpoint {name!r} {text}; fix the checkpoint list or the observations")
-    keep = [i for i, name in enumerate(names) if name not in why]
-    names, k = [names[i] for i in keep], k[keep]
-    out = pd.DataFrame({"N": ckpts.loc[names, "N"].to_numpy(float), "D": ckpts.loc[names, "D"].to_numpy(float),
-                        "k": k}, index=pd.Index(names, name="checkpoint"))
-    out.attrs["dropped"] = why
-    rows = ckpts.index.get_indexer(names)
-    if source == "p":
-        _, p = obs_mod.question_matrix(obs, "p")
-        per_question = pass_at_k_exact(p[rows], k[:, None])
-        out["k_used"], out["estimator"] = k, "exact pass@k from per-question nll"
-        out["value"] = per_question.mean(axis=1) if metric == "accuracy" else -np.log(per_question).mean(axis=1)
-        out.attrs["per_question"] = per_question  # rows as out.index: the question bootstrap resamples these
-        return out
-    if source == "samples":
-        _, n = obs_mod.question_matrix(obs, "n_samples")
-        _, c = obs_mod.question_matrix(obs, "n_correct")
-        k_used = np.floor(k * (1.0 + 1e-12))  # k = 3 computed as 2.9999999999999996 is still 3
-        per_question = np.array([pass_at_k_unbiased(n[r], c[r], kk) for r, kk in zip(rows, k_used)])
-        out.attrs["per_question"] = per_question.reshape(len(rows), -1)
-        acc = per_question.mean(axis=1) if len(rows) else np.zeros(0)
-        out["k_used"], out["estimator"] = k_used, "unbiased pass@k from n samples, k rounded down"
-    else:
-        frame = obs.frame
-        acc = np.array([frame.loc[(frame["checkpoint"] == name)
-                                  & np.isclose(frame["k"], kk, rtol=BUDGET_RTOL, atol=0), "pass_at_k"].iloc[0]
-                        for name, kk in zip(names, k)])
-        out["k_used"], out["estimator"] = k, "aggregated pass@k from the table"
-    if metric == "loss" and np.any(acc <= 0):
-        name = names[int(np.flatnonzero(acc <= 0)[0])]
-        raise ValueError(f"{obs.path}: checkpoint {name!r} solves no question, so its task loss -log pass@k is "
-                         "infinite; drop the checkpoint or draw more samples")
-    out["value"] = acc if metric == "accuracy" else -np.log(acc)
-    return out
-
 
 # ------------------------------------------------------------------------------------------- paper Table 1
 
@@ -269,7 +196,7 @@ def table1(task, observations, frontier_csvs, checkpoints, c_train, c_inf):
         raise ValueError(f"{obs.path}: candidate checkpoints {absent} are not in the observations of task {task!r}; "
                          "evaluate them or drop them from the candidates")
     N = sizes.loc[[str(n) for n in checkpoints], "N"].to_numpy(float)
-    measured = measured_at_k(obs, checkpoints, flops.samples_at(c_inf, N), missing="drop")
+    measured = at_k(obs, checkpoints, flops.samples_at(c_inf, N), missing="drop")
     cand = sizes.loc[[str(n) for n in checkpoints], ["N", "D"]].copy()
     cand["k"] = flops.samples_at(c_inf, cand["N"])
     cand = cand.join(measured[["k_used", "estimator", "value"]])
@@ -327,7 +254,7 @@ def pass_at_1_by_level(task, observations, levels):
     obs = obs_mod.read_table(observations) if isinstance(observations, (str, os.PathLike)) else observations
     rows, best = [], []
     for c_train in sorted(levels):
-        measured = measured_at_k(obs, levels[c_train], 1.0)
+        measured = at_k(obs, levels[c_train], 1.0)
         top = measured["value"].idxmax()
         per_question = measured.attrs.get("per_question")  # absent for aggregated tables: no interval
         best.append(per_question[measured.index.get_loc(top)] if per_question is not None else np.zeros(0))

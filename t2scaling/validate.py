@@ -33,6 +33,7 @@ from t2scaling.flops import n_heads, whole_steps
 from t2scaling.frontier import frontier
 from t2scaling.grid import Cell, counts_for, grid_cells, tokens_per_step
 from t2scaling.laws import CHINCHILLA_STAND_INS, T2_LAWS
+from t2scaling.measure import cell_metrics
 from t2scaling.passk import pass_at_k_exact
 from t2scaling.units import format_count, format_flops, format_params
 
@@ -270,20 +271,6 @@ def _task_observations(task, cells, evals, sizes):
     return out
 
 
-def _measure(obs, k, k_int):
-    """Measured metrics of one cell's evaluation at real-valued k (and k_int = floor k): pass@k exact from
-    p = exp(-nll), task loss mean_i[-log pass@k_i] (DESIGN.md §2.4, as Approach 1 is fitted)."""
-    out = {"n_questions": len(obs.frame), "measured_nll": float(obs.frame["nll"].mean())}
-    if not k >= 1.0:
-        return out
-    out["measured_pass_at_k"] = observations.pass_at_k_matrix(obs, [k], "p")[2][0, 0]
-    out["measured_pass_at_k_int"] = observations.pass_at_k_matrix(obs, [k_int], "p")[2][0, 0]
-    out["measured_task_loss"] = observations.task_loss_matrix(obs, [k], "p")[2][0, 0]
-    if obs.has_samples and k_int <= obs.frame["n_samples"].min():  # the unbiased estimator needs k_int <= n
-        out["measured_pass_at_k_int_samples"] = observations.pass_at_k_matrix(obs, [k_int], "samples")[2][0, 0]
-    return out
-
-
 def _derived(frame, laws):
     """Relative errors of each law against its measured counterpart, and gains over the chinchilla role
     (positive = better than the Chinchilla cell), within each task."""
@@ -336,7 +323,7 @@ def validation_table(plan, evals, fits_by_task, sizes=None):
             row = dict(task=task, role=role["role"], law=role["law"], cell=cell, width=role["width"],
                        depth=role["depth"], N=N, D=D, tokens_per_param=D / N, c_train=flops.c_train(N, D), c_inf=c_inf,
                        k=k, k_int=k_int, feasible=feasible)
-            row.update(_measure(measured[cell], k, k_int))
+            row.update(cell_metrics(measured[cell], k, k_int))
             if feasible:  # pass@k_i by question id, so every role's values line up for the paired bootstrap
                 frame = measured[cell].frame.sort_values("question")
                 per_question[task, role["role"]] = pass_at_k_exact(np.exp(-frame["nll"].to_numpy(float)), k)

@@ -192,9 +192,12 @@ def test_write_tokens_is_atomic(tokenizer_dir, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_load_tokens_missing(tmp_path):
-    with pytest.raises(FileNotFoundError, match="t2scaling tokenize"):
-        data.load_tokens(tmp_path / "train.npy")
+def test_load_tokens_missing_or_not_flat_integers(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train token file .*train.npy not found; write it with `t2scaling tokenize`"):
+        data.load_tokens(tmp_path / "train.npy", "train token")
+    np.save(tmp_path / "floats.npy", np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"floats.npy: expected a flat integer token array, got shape \(4, 2\) float64"):
+        data.load_tokens(tmp_path / "floats.npy")
 
 
 # -- prepare_corpus / CLI ---------------------------------------------------------------------------------

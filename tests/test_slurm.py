@@ -79,10 +79,12 @@ def wait_for(predicate, what, timeout_s, driver=None):
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
-def running_training(exclude=(), min_seconds=2):
+def running_training(exclude=(), min_seconds=2, other_than=None):
+    """The first running training job not in `exclude` and not of the cell of job `other_than`."""
+    skip = jobs().get(other_than, (None, None, None))[1] if other_than is not None else None
     return next((job_id for job_id, (state, comment, seconds) in sorted(jobs().items())
                  if state == "RUNNING" and comment.startswith("rule_train_") and seconds >= min_seconds
-                 and job_id not in exclude), None)
+                 and job_id not in exclude and comment != skip), None)
 
 
 def driver(root, log_name, *args, config="cluster.yaml"):
@@ -138,8 +140,10 @@ def cluster_run(cluster, smoke, tmp_path_factory):
                             cwd=root, capture_output=True, text=True)
     assert unlock.returncode == 0, unlock.stderr[-3000:]
     second = driver(root, "driver2.log")
-    cancelled = wait_for(lambda: running_training(exclude=before), "a training job of the second run", 600,
-                         driver=second)
+    # Not the orphan's cell: the second run trains that cell again (its output is incomplete to Snakemake), and
+    # a cancelled job's Snakemake deletes its outputs, which would be the checkpoint the orphan just wrote.
+    cancelled = wait_for(lambda: running_training(exclude=before, other_than=orphan),
+                         "a training job of the second run", 600, driver=second)
     subprocess.run(["scancel", str(cancelled)], check=True)
     text = finish(second, root, "driver2.log")
     print(f"SLURM smoke run with a driver restart and a scancel: {time.time() - start:.0f} s")

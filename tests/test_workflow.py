@@ -245,8 +245,9 @@ def test_each_posttrain_key_re_runs_only_post_training(smoke):
 def test_comments_in_versioned_stages_re_run_nothing(smoke):
     # training, evaluation, post-training and their data are keyed to versions (t2scaling/versions.py), not code
     comment = lambda text: text + "\n# a comment, a refactor, a speed-up\n"  # noqa: E731
-    modules = ("train.py", "evaluate.py", "posttrain.py", "model.py", "data.py", "tasks.py", "world.py")
-    with edited(smoke, dict.fromkeys(modules, comment)):
+    modules = ("train/loop.py", "train/session.py", "runtime.py", "evaluate.py", "posttrain.py", "model.py", "data.py",
+               "tasks.py", "world.py")
+    with edited(smoke, {f"t2scaling/{m}": comment for m in modules}):
         assert job_counts(smoke, "configs/smoke.yaml") == {}
 
 

@@ -2,8 +2,6 @@
 step's batch is a pure function of (seed, step).
 """
 
-import os
-
 import numpy as np
 
 
@@ -34,12 +32,3 @@ class TokenWindows:
             windows[hit] = self._permutation(int(epoch))[index[hit] % self.n_windows]
         offsets = windows[:, None] * self.seq_len + np.arange(self.seq_len + 1)
         return np.asarray(self.tokens[offsets], dtype=np.int64)
-
-
-def _load_tokens(path, what):
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{what} token file {path} not found; write it with `t2scaling tokenize`")
-    tokens = np.load(path, mmap_mode="r")
-    if tokens.ndim != 1 or tokens.dtype.kind not in "iu":
-        raise ValueError(f"{path}: expected a flat integer token array, got shape {tokens.shape} {tokens.dtype}")
-    return tokens

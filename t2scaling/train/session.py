@@ -15,7 +15,8 @@ from transformers import AutoTokenizer
 
 from t2scaling.atomic import atomic_file
 from t2scaling.model import build_model, model_counts
-from t2scaling.train.batches import _load_tokens, TokenWindows
+from t2scaling.data import load_tokens
+from t2scaling.train.batches import TokenWindows
 from t2scaling.train.device import (_attention_kernel, _autocast_dtype, _distributed, _keep_freed_memory, _pick_device,
                                     matmul_peak_flops)
 from t2scaling.train.schedule import DECAY_SHAPES
@@ -103,7 +104,7 @@ class _Session:
             raise ValueError(f"vocab_size {self.vocab_size} is smaller than the tokenizer in {tokenizer_dir} "
                              f"({len(tokenizer)} tokens); pass vocab_size >= {len(tokenizer)}")
         self.train_tokens_path = train_tokens_path
-        self.train_tokens = _load_tokens(train_tokens_path, "train")
+        self.train_tokens = load_tokens(train_tokens_path, "train token")
         head = int(self.train_tokens[: 10_000_000].max())
         if head >= self.vocab_size:
             raise ValueError(f"{train_tokens_path}: token id {head} >= vocab_size {self.vocab_size}; the token "

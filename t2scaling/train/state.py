@@ -16,7 +16,7 @@ import torch.distributed as dist
 from t2scaling import __version__, flops
 from t2scaling.atomic import atomic_dir, atomic_file
 from t2scaling.checkpoint import diverged, model_card, weights_sha256
-from t2scaling.train.batches import _load_tokens
+from t2scaling.data import load_tokens
 from t2scaling.train.session import _state_files
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def _finish(s, out_dir, *, val_tokens_path, meta, history, records, scratch_dir)
 
     r = s.recipe
     if s.rank == 0:
-        val_tokens = _load_tokens(val_tokens_path, "validation")
+        val_tokens = load_tokens(val_tokens_path, "validation token")
         meta["val_loss"] = validation_loss(s.raw_model, val_tokens, s.seq_len, r.val_batch_size or s.micro_batch,
                                            s.device, max_tokens=r.val_max_tokens)
         if diverged(meta["val_loss"], s.vocab_size):

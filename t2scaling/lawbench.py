@@ -275,11 +275,6 @@ def markdown(table, skipped=()):
     return "\n".join(lines)
 
 
-LABELS = {"nearest_checkpoint": "nearest checkpoint (baseline)", "chinchilla": "Chinchilla",
-          "beta_chinchilla": "Beta-Chinchilla"}
-COLORS = {"beta_chinchilla": "tab:green", "nearest_checkpoint": "tab:gray"}
-
-
 def html(table, skipped=()):
     """The report's view: the rows pooled over k, errors in percent."""
     from t2scaling.tables import html_table
@@ -312,8 +307,7 @@ def plot(table, dataset, path):
             laws = [law for law in ORDER if law in set(rows["law"])]
             width = 0.8 / len(laws)
             for j, law in enumerate(laws):
-                color = COLORS.get(law, APPROACH_STYLE.get(law, {}).get("color"))
-                label = LABELS.get(law, APPROACH_STYLE.get(law, {}).get("label", law))
+                color, label = APPROACH_STYLE[law]["color"], APPROACH_STYLE[law]["label"]
                 for i, split in enumerate(splits):
                     got = rows[(rows["law"] == law) & (rows["split"] == split)]
                     if got.empty:

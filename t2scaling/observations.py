@@ -77,10 +77,8 @@ def read_table(path, columns=None):
     path = str(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: observation table not found; check the path")
-    frame = _read_frame(path)
-    frame = _rename(frame.reset_index(drop=True), columns, path)
-    obs = Observations(path, _form(frame, path), frame, file_hash(path), list(frame.columns))
-    validate(obs)
+    obs = _validated(_read_frame(path), path, file_hash(path), columns)
+    frame = obs.frame
     logger.info("%s: %d rows, %s form, columns %s", path, len(frame), obs.form, list(frame.columns))
     return obs
 
@@ -88,9 +86,14 @@ def read_table(path, columns=None):
 def from_frame(frame, label, columns=None):
     """Validate an in-memory table (e.g. a public dataset's loader output) as `read_table` does a file; `label`
     names it in every message, and its sha256 is that of the frame's contents."""
-    frame = _rename(frame.reset_index(drop=True), columns, label)
     digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
-    obs = Observations(label, _form(frame, label), frame, "sha256:" + digest, list(frame.columns))
+    return _validated(frame, label, "sha256:" + digest, columns)
+
+
+def _validated(frame, label, sha256, columns):
+    """A table's frame (columns renamed to the standard names) as validated `Observations` named `label`."""
+    frame = _rename(frame.reset_index(drop=True), columns, label)
+    obs = Observations(label, _form(frame, label), frame, sha256, list(frame.columns))
     validate(obs)
     return obs
 

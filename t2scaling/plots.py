@@ -37,6 +37,8 @@ APPROACH_STYLE = {
     "approach2": {"color": "tab:red", "label": "T² Approach 2"},
     "chinchilla": {"color": "black", "label": "Chinchilla"},
     "naive": {"color": "tab:gray", "label": "naive sigmoid"},
+    "beta_chinchilla": {"color": "tab:purple", "label": "Beta-Chinchilla"},
+    "nearest_checkpoint": {"color": "tab:green", "label": "nearest checkpoint"},  # a baseline, not a law
 }
 C_INF_LINESTYLES = ["-", "--", ":", "-."]
 METRIC_LABEL = {"accuracy": "mean pass@k", "loss": "task loss −log pass@k (nats)"}
@@ -547,7 +549,7 @@ def plot_extrapolation(table, out_path):
                          f"|predicted − measured|/measured = {expected[i]:.6g}; write it as a fraction, not percent")
     losses = {"task_loss"}
     labels = {"pass_at_k": "mean pass@k", "task_loss": "task loss (nats)"}
-    styles = {**APPROACH_STYLE, "nearest_checkpoint": {"color": "tab:green", "label": "nearest checkpoint"}}
+    styles = APPROACH_STYLE
     metrics = [m for m in ("pass_at_k", "task_loss") if m in set(table[column])]
     metrics += sorted(set(table[column]) - set(metrics))
     tasks = list(dict.fromkeys(table["task"].fillna("").astype(str)))

@@ -2,7 +2,7 @@
 the held-out ones (typically the most overtrained, D/N above a threshold) at every k, report relative errors.
 
 Every law and baseline is judged in one space, mean pass@k (metric `pass_at_k`; measured as the fits measure it,
-by `observations.pass_at_k_matrix`), and laws that predict a loss also in nats (metric `task_loss`: Approach 1's
+by `measure.pass_at_k_matrix`), and laws that predict a loss also in nats (metric `task_loss`: Approach 1's
 Q = mean -log pass@k, or -log mean pass@k from samples or aggregated pass@k, §2.4; Chinchilla's mean task NLL at
 k = 1). Approach 1's pass@k prediction is exp(-L̂). Two baselines give the numbers a scale: `nearest_checkpoint`
 (the measured pass@k of the fitted checkpoint nearest in (log N, log D); on a loss table its loss) and
@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from t2scaling import fit, observations
-from t2scaling.measure import on_k_grid
 from t2scaling.atomic import atomic_file
 from t2scaling.grid import holds_out, is_held_out
 from t2scaling.laws import get_law
+from t2scaling.measure import TARGETS, on_k_grid, pass_at_k_matrix, target_of
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ LAWS = tuple(fit.VARIANTS)  # chinchilla, approach1, approach2, beta_chinchilla
 BASELINES = ("nearest_checkpoint", "chinchilla")
 ORDER = ("approach1", "approach2", "beta_chinchilla", "chinchilla", "nearest_checkpoint")  # the T² laws, then the baselines beside them
 METRICS = ("pass_at_k", "task_loss")
+METRIC_OF = {"pass_at_k": "pass_at_k", "task_loss": "task_loss", "nll": "task_loss"}  # measure.TARGETS -> METRICS
 COLUMNS = ["task", "approach", "metric", "checkpoint", "N", "D", "tokens_per_param", "k", "measured", "predicted",
            "rel_abs_error"]
 SUMMARY_COLUMNS = ["task", "approach", "metric", "k", "n_checkpoints", "n_points", "mean_rel_error_pct",
@@ -83,8 +84,7 @@ def _with_ids(obs):
     """A loss table without a checkpoint column names each row 'row i' (1-based data row, as errors do)."""
     if "checkpoint" in obs.frame:
         return obs
-    ids = [f"row {i + 1}" for i in range(len(obs.frame))]
-    return dataclasses.replace(obs, frame=obs.frame.assign(checkpoint=ids))
+    return dataclasses.replace(obs, frame=obs.frame.assign(checkpoint=observations.row_names(obs)))
 
 
 def _subset(obs, keep):
@@ -104,9 +104,9 @@ def nearest(N, D, held):
 def shifted_pass_at_k(obs, names, N, D, neighbours, nll, k):
     """Mean pass@k (H, K) of held-out checkpoints `names` (with N, D) whose per-question success probabilities are
     those of their nearest fitted checkpoints `neighbours`, each scaled by one factor to match the predicted
-    loss `nll` (H,) as the Chinchilla fit measured it (`observations.loss_points`). With likelihoods the mean
+    loss `nll` (H,) as the Chinchilla fit measured it (`measure.loss_points`). With likelihoods the mean
     NLL: NLL_i + (nll - mean_i NLL_i). From sample counts -log(mean pass@1): p_i = c_i/n_i times
-    exp(-nll)/mean_i p_i, capped at 1. Measured like any checkpoint, by `observations.pass_at_k_matrix` on the
+    exp(-nll)/mean_i p_i, capped at 1. Measured like any checkpoint, by `measure.pass_at_k_matrix` on the
     scaled questions."""
     if not obs.has_p:
         return _scaled_samples_pass_at_k(obs, names, N, D, neighbours, nll, k)
@@ -124,7 +124,7 @@ def shifted_pass_at_k(obs, names, N, D, neighbours, nll, k):
 
 
 def _measure_p(obs, frame, names, k):
-    ckpts, _, acc = observations.pass_at_k_matrix(dataclasses.replace(obs, frame=frame, sha256=""), k, "p")
+    ckpts, _, acc = pass_at_k_matrix(dataclasses.replace(obs, frame=frame, sha256=""), k, "p")
     return pd.DataFrame(acc, index=ckpts.index).loc[names].to_numpy()
 
 
@@ -182,9 +182,10 @@ def extrapolate(observations_table, laws, *, baselines=BASELINES, min_tokens_per
     # Measure first: a table that cannot feed a law stops before any (slow) fit; one k grid for fit and targets.
     for law in fitted:
         fit.require_form(law, obs)
-    acc = on_k_grid(obs, "pass_at_k", k_grid, source) if obs.form != "loss" else None
-    loss = on_k_grid(obs, "task_loss", k_grid, source) if "approach1" in fitted else None
-    nll = on_k_grid(obs, "nll") if "chinchilla" in fitted or obs.form == "loss" else None
+    # Each law's own target (measure.target_of), and pass@k (else a loss table's loss) for every law and baseline.
+    needed = {target_of(law) for law in fitted} | {"pass_at_k" if obs.form != "loss" else "nll"}
+    measured = {target: on_k_grid(obs, target, k_grid, source) for target in TARGETS if target in needed}
+    acc, nll = measured.get("pass_at_k"), measured.get("nll")
     label = f"{obs.path} (without the {len(out)} held-out checkpoints)"
     parts, fits = [], {}
 
@@ -203,20 +204,17 @@ def extrapolate(observations_table, laws, *, baselines=BASELINES, min_tokens_per
         fits[law] = result
         why = f"fit converged: {result.converged}"
         curve = lambda N, D, k, r=result: r.predict(N[:, None], D[:, None], k[None, :])  # noqa: E731
-        if law == "approach1":
-            add(law, "task_loss", loss, curve, why)
+        own = target_of(law)
+        add(law, METRIC_OF[own], measured[own], curve, why)  # the nll target's k grid is k = 1 alone
+        if own == "task_loss":  # approach1: its pass@k is exp(-L)
             add(law, "pass_at_k", acc, lambda N, D, k: np.exp(-curve(N, D, k)), why)
-        elif get_law(law).metric == "accuracy":  # approach2, beta_chinchilla
-            add(law, "pass_at_k", acc, curve, why)
-        else:
-            add(law, "task_loss", nll, lambda N, D, k: curve(N, D, np.ones(1)), why)
-            if nll_to_pass:
-                held = np.isin(acc[0], out)
-                near = acc[0][nearest(acc[1], acc[2], held)]
-                add(law, "pass_at_k", acc, lambda N, D, k: shifted_pass_at_k(
-                    obs, acc[0][held], N, D, near, result.predict(N, D), k), why)
-            else:
-                logger.info("%s: chinchilla predicts task loss only: its pass@k needs per-question data", obs.path)
+        elif own == "nll" and nll_to_pass:  # chinchilla: its pass@k through the nearest checkpoint's questions
+            held = np.isin(acc[0], out)
+            near = acc[0][nearest(acc[1], acc[2], held)]
+            add(law, "pass_at_k", acc, lambda N, D, k: shifted_pass_at_k(
+                obs, acc[0][held], N, D, near, result.predict(N, D), k), why)
+        elif own == "nll":
+            logger.info("%s: chinchilla predicts task loss only: its pass@k needs per-question data", obs.path)
     if "nearest_checkpoint" in baselines:  # pass@k where there is any, else the loss of a loss table
         metric, target = ("pass_at_k", acc) if acc is not None else ("task_loss", nll)
         held = np.isin(target[0], out)

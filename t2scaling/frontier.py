@@ -30,7 +30,7 @@ from tqdm import tqdm
 from t2scaling import flops
 from t2scaling.atomic import atomic_file
 from t2scaling.fitresult import load_fit
-from t2scaling.laws import LAWS, Chinchilla, get_law
+from t2scaling.laws import CHINCHILLA_PREFERENCE, LAWS, Chinchilla, get_law
 
 logger = logging.getLogger(__name__)
 
@@ -359,6 +359,27 @@ def frontier(fits, c_train=None, c_inf=None, c_total=None, t_inf=None, macro=Fal
     out = pd.concat(tables, ignore_index=True)
     extra = [c for c in out.columns if c not in COLUMNS]
     return out[COLUMNS + extra]
+
+
+def isoflop_optima(fits_by_task, laws, c_train, c_inf):
+    """What isoFLOP profiles mark at training budgets c_train (FLOPs, ascending) and one inference budget c_inf:
+    ({law: its P1 frontier, one row per budget}, the Chinchilla-optimal N per budget, the law that N comes from).
+
+    fits_by_task: {task: {law: FitResult}}, averaged over tasks when several (macro); laws: those to solve, each
+    fitted for every task. The Chinchilla-optimal N is the chinchilla fit's where every task has one, else the
+    k = 1 baseline of the first stand-in law every task has (laws.CHINCHILLA_PREFERENCE), else of laws[0]."""
+    tasks = list(fits_by_task)
+
+    def solve(law):
+        table = frontier([fits_by_task[t][law] for t in tasks], c_train=c_train, c_inf=[c_inf],
+                         macro=len(tasks) > 1, bands=False)
+        assert np.allclose(table["c_train"], c_train, rtol=1e-12), "frontier rows follow c_train order"
+        return table
+
+    frontiers = {law: solve(law) for law in laws}
+    ref = next((a for a in CHINCHILLA_PREFERENCE if all(a in fits_by_task[t] for t in tasks)), laws[0])
+    chinchilla_N = (frontiers[ref] if ref in frontiers else solve(ref))["chinchilla_N"].to_numpy()
+    return frontiers, chinchilla_N, ref
 
 
 def data_range(fits):

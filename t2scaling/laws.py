@@ -17,6 +17,9 @@ T2_LAWS = ("approach1", "approach2")  # the paper's two Train-to-Test laws, in t
 # Where no Chinchilla fit exists, the k = 1 form of these stands in for it, in this order of preference (each
 # holds a Chinchilla L(N, D) of its own: Approach 2's stage 1, Approach 1's loss at k -> infinity).
 CHINCHILLA_STAND_INS = ("approach2", "approach1")
+# Whose Chinchilla optimum a table or figure quotes when several laws are at hand: the Chinchilla fit itself, else
+# a stand-in.
+CHINCHILLA_PREFERENCE = ("chinchilla", *CHINCHILLA_STAND_INS)
 
 
 def register(cls):

@@ -6,8 +6,8 @@ A table has one of three forms, told apart by its columns:
 - `pass_at_k`: checkpoint, N, D, k, pass_at_k (aggregated results, e.g. imported); optional n_samples.
 - `loss`: N, D, loss, optional checkpoint (pretraining loss, or any per-checkpoint loss in nats).
 A `columns` mapping {standard name: your name} renames your columns. Every problem is reported with the file,
-the column or row (1-based data row; CSV also gives the file line) and the fix. pass@k itself is only ever
-computed by `t2scaling.passk`.
+the column or row (1-based data row; CSV also gives the file line) and the fix. What a table measures (pass@k,
+task loss, NLL) is `t2scaling.measure`'s.
 """
 
 import dataclasses
@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from t2scaling.atomic import atomic_file
-from t2scaling.passk import neg_log_pass_at_k_exact, pass_at_k_exact, pass_at_k_unbiased
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +38,6 @@ COLUMNS = {
     "loss": "loss (nats)",
 }
 ALIASES = {"n": "n_samples", "c": "n_correct"}
-DEFAULT_K_GRID = tuple(2.0**i for i in range(11))  # 1, 2, 4, ..., 1024
 
 
 @dataclasses.dataclass
@@ -160,8 +158,9 @@ def _require(obs, names):
             )
 
 
-def _fail(obs, column, bad, problem, fix):
-    """Raise naming the first bad row of `column` (bad: boolean mask over rows)."""
+def reject_rows(obs, column, bad, problem, fix):
+    """Raise naming the first bad row of `column` (bad: boolean mask over rows), its value, the problem and the
+    fix; also for checks outside this module (`measure.k_grid_for`)."""
     bad = np.asarray(bad, dtype=bool)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
@@ -174,9 +173,9 @@ def _fail(obs, column, bad, problem, fix):
 
 def _numeric(obs, column, integer=False):
     values = pd.to_numeric(obs.frame[column], errors="coerce").to_numpy(dtype=float)
-    _fail(obs, column, ~np.isfinite(values), "is not a finite number", "fix or drop the row")
+    reject_rows(obs, column, ~np.isfinite(values), "is not a finite number", "fix or drop the row")
     if integer:
-        _fail(obs, column, values != np.round(values), "is not a whole number", "counts must be integers")
+        reject_rows(obs, column, values != np.round(values), "is not a whole number", "counts must be integers")
         values = values.astype(np.int64)
     obs.frame[column] = values
     return values
@@ -190,30 +189,30 @@ def validate(obs):
               "pass_at_k"], "loss": ["N", "D", "loss"]}[obs.form]
     _require(obs, needed)
     for name in ("N", "D"):
-        _fail(obs, name, ~(_numeric(obs, name) > 0), "must be > 0",
+        reject_rows(obs, name, ~(_numeric(obs, name) > 0), "must be > 0",
               f"give the {COLUMNS[name]} as a positive number (not log10, not 0)")
     for name in ("checkpoint", "question"):
         if name in frame:
-            _fail(obs, name, frame[name].isna(), "is empty", f"give every row a {COLUMNS[name]}")
+            reject_rows(obs, name, frame[name].isna(), "is empty", f"give every row a {COLUMNS[name]}")
             frame[name] = frame[name].astype(str)
     if obs.form == "per_question":
         _validate_per_question(obs)
     elif obs.form == "pass_at_k":
         k = _numeric(obs, "k")
-        _fail(obs, "k", k < 1, "must be >= 1", "k counts samples per question")
+        reject_rows(obs, "k", k < 1, "must be >= 1", "k counts samples per question")
         acc = _numeric(obs, "pass_at_k")
-        _fail(obs, "pass_at_k", (acc < 0) | (acc > 1), "lies outside [0, 1]", "give pass@k as a fraction, not %")
+        reject_rows(obs, "pass_at_k", (acc < 0) | (acc > 1), "lies outside [0, 1]", "give pass@k as a fraction, not %")
         if "n_samples" in frame:
             n = _numeric(obs, "n_samples", integer=True)
-            _fail(obs, "k", k > n, "exceeds n_samples of the same row",
+            reject_rows(obs, "k", k > n, "exceeds n_samples of the same row",
                   "pass@k cannot be estimated from fewer than k samples; drop the row or draw more samples")
         _unique(obs, ["checkpoint", "k"])
     else:
-        _fail(obs, "loss", ~(_numeric(obs, "loss") > 0), "must be > 0", "give the loss in nats")
+        reject_rows(obs, "loss", ~(_numeric(obs, "loss") > 0), "must be > 0", "give the loss in nats")
     if "checkpoint" in frame:
         for name in ("N", "D"):
             differs = frame[name].to_numpy() != frame.groupby("checkpoint")[name].transform("first").to_numpy()
-            _fail(obs, name, differs, "differs from an earlier row of the same checkpoint",
+            reject_rows(obs, name, differs, "differs from an earlier row of the same checkpoint",
                   f"each checkpoint has one {name}; fix the value or the checkpoint id")
 
 
@@ -223,29 +222,30 @@ def _validate_per_question(obs):
         _require(obs, ["nll"])
     if "nll" in frame:
         nll = _numeric(obs, "nll")
-        _fail(obs, "nll", nll < 0, "is negative", "nll is the summed -log p of the gold answer (nats, >= 0)")
+        reject_rows(obs, "nll", nll < 0, "is negative", "nll is the summed -log p of the gold answer (nats, >= 0)")
         p = np.exp(-nll)
-        _fail(obs, "nll", p <= 0, "makes p = exp(-nll) underflow to 0",
+        reject_rows(obs, "nll", p <= 0, "makes p = exp(-nll) underflow to 0",
               "exact pass@k needs p > 0; drop the question or shorten its answer")
         if "p" in frame:
             given = _numeric(obs, "p")
-            _fail(obs, "p", ~np.isclose(given, p, rtol=1e-6, atol=0), "disagrees with exp(-nll) of the same row",
+            reject_rows(obs, "p", ~np.isclose(given, p, rtol=1e-6, atol=0), "disagrees with exp(-nll) of the same row",
                   "give one of nll and p, or make them consistent")
         frame["p"] = p
     elif "p" in frame:
         p = _numeric(obs, "p")
-        _fail(obs, "p", ~((p > 0) & (p <= 1)), "lies outside (0, 1]",
+        reject_rows(obs, "p", ~((p > 0) & (p <= 1)), "lies outside (0, 1]",
               "p is a probability exp(-nll); a question with p = 0 has infinite NLL and must be dropped")
         frame["nll"] = -np.log(p)
     if "n_samples" in frame or "n_correct" in frame:
         _require(obs, ["n_samples", "n_correct"])
         n = _numeric(obs, "n_samples", integer=True)
         c = _numeric(obs, "n_correct", integer=True)
-        _fail(obs, "n_samples", n < 1, "must be >= 1", "record at least one sample per question")
-        _fail(obs, "n_correct", c < 0, "is negative", "count correct samples (>= 0)")
-        _fail(obs, "n_correct", c > n, "exceeds n_samples of the same row", "n_correct counts a subset of samples")
+        reject_rows(obs, "n_samples", n < 1, "must be >= 1", "record at least one sample per question")
+        reject_rows(obs, "n_correct", c < 0, "is negative", "count correct samples (>= 0)")
+        reject_rows(obs, "n_correct", c > n, "exceeds n_samples of the same row",
+                    "n_correct counts a subset of samples")
     if "n_answer_tokens" in frame:
-        _fail(obs, "n_answer_tokens", _numeric(obs, "n_answer_tokens", integer=True) < 1, "must be >= 1",
+        reject_rows(obs, "n_answer_tokens", _numeric(obs, "n_answer_tokens", integer=True) < 1, "must be >= 1",
               "count the gold answer's tokens")
     _unique(obs, ["checkpoint", "question"])
     questions = frame.groupby("checkpoint")["question"].agg(frozenset)
@@ -260,7 +260,7 @@ def _validate_per_question(obs):
 
 def _unique(obs, keys):
     dup = obs.frame.duplicated(keys).to_numpy()
-    _fail(obs, keys[-1], dup, f"repeats an earlier row's {' and '.join(keys)}", "drop the duplicate row")
+    reject_rows(obs, keys[-1], dup, f"repeats an earlier row's {' and '.join(keys)}", "drop the duplicate row")
 
 
 def require_points(n_points, law, label, what="points"):
@@ -285,6 +285,14 @@ def checkpoints(obs):
     return out.sort_values(["N", "D"], kind="stable")
 
 
+def row_names(obs):
+    """Each row's checkpoint, or where a loss table has no checkpoint column 'row i' (1-based data row, as errors
+    name it)."""
+    if "checkpoint" in obs.frame:
+        return list(obs.frame["checkpoint"])
+    return [f"row {i + 1}" for i in range(len(obs.frame))]
+
+
 def question_matrix(obs, column):
     """(checkpoints, array [checkpoint, question]) of a per-question column, questions in one fixed order."""
     if obs.form != "per_question":
@@ -306,110 +314,6 @@ def choose_source(obs, source="auto"):
         raise ValueError(f"{obs.path}: source {source!r} not available in this {obs.form} table (available: "
                          f"{available or 'none'}); add the columns it needs or choose another source")
     return source
-
-
-def loss_points(obs):
-    """Per-point (N, D, loss nats, variance of the loss or None) for a loss-law fit.
-
-    Loss tables give their rows. Per-question tables give each checkpoint's mean task NLL over questions and
-    its sampling variance var(nll)/n_questions; without likelihoods, -log(mean c/n) per checkpoint instead.
-    """
-    if obs.form == "loss":
-        f = obs.frame
-        return f["N"].to_numpy(), f["D"].to_numpy(), f["loss"].to_numpy(), None
-    if obs.form != "per_question":
-        raise ValueError(f"{obs.path}: a loss fit needs a 'loss' column or per-question 'nll'/'p'; this is a "
-                         f"{obs.form} table (fit it with approach1 instead)")
-    ckpts = checkpoints(obs)
-    if obs.has_p:
-        _, nll = question_matrix(obs, "nll")
-        var = nll.var(axis=1, ddof=1) / nll.shape[1] if nll.shape[1] > 1 else None
-        return ckpts["N"].to_numpy(), ckpts["D"].to_numpy(), nll.mean(axis=1), var
-    acc = pass_at_k_matrix(obs, [1.0], "samples")[2][:, 0]
-    _positive(obs, ckpts.index, [1.0], acc[:, None])
-    logger.info("%s: no likelihoods; per-checkpoint loss is -log(mean pass@1) from samples", obs.path)
-    return ckpts["N"].to_numpy(), ckpts["D"].to_numpy(), -np.log(acc), None
-
-
-def k_grid_for(obs, k_grid=None, source="auto"):
-    """The k grid a fit uses: as given (validated), else the default 1..1024 (capped at n for samples), else
-    every k of an aggregated table."""
-    source = choose_source(obs, source)
-    if k_grid is None:
-        if source == "aggregated":
-            k_grid = np.unique(obs.frame["k"].to_numpy())
-        elif source == "samples":
-            n_min = obs.frame["n_samples"].min()
-            k_grid = [k for k in DEFAULT_K_GRID if k <= n_min]
-            logger.info("%s: default k grid capped at n_samples = %d: %s", obs.path, n_min, k_grid)
-        else:
-            k_grid = DEFAULT_K_GRID
-    k = np.asarray(k_grid, dtype=float).ravel()
-    if k.size == 0 or not np.all(np.isfinite(k)) or np.any(k < 1):
-        raise ValueError(f"{obs.path}: k grid {[float(v) for v in k]} must hold finite values >= 1; fix --k-grid")
-    if source == "samples":
-        if np.any(k != np.round(k)):
-            raise ValueError(f"{obs.path}: k grid {[float(v) for v in k]} must be integers for sample counts; fix --k-grid")
-        n = obs.frame["n_samples"].to_numpy()
-        _fail(obs, "n_samples", n < k.max(), f"is below the largest k = {k.max():g} of the k grid",
-              "draw at least k samples per question or use a k grid with smaller values")
-    return np.unique(k)
-
-
-def pass_at_k_matrix(obs, k_grid=None, source="auto"):
-    """Empirical mean pass@k per checkpoint: (checkpoints, k (K,), pass@k (C, K)).
-
-    From p: exact pass@k averaged over questions; from (n, c): the unbiased estimator averaged over questions;
-    aggregated tables: their pass_at_k at each k (every checkpoint must have every k of the grid).
-    """
-    source = choose_source(obs, source)
-    k = k_grid_for(obs, k_grid, source)
-    ckpts = checkpoints(obs)
-    if source == "aggregated":
-        wide = obs.frame.pivot(index="checkpoint", columns="k", values="pass_at_k").reindex(index=ckpts.index,
-                                                                                          columns=k)
-        gaps = np.argwhere(wide.isna().to_numpy())
-        if len(gaps):
-            i, j = gaps[0]
-            raise ValueError(f"{obs.path}: checkpoint {ckpts.index[i]!r} has no pass_at_k row for k = {k[j]:g}; add "
-                             "it, or pass a k grid (--k-grid) of values every checkpoint has")
-        return ckpts, k, wide.to_numpy(dtype=float)
-    if source == "p":
-        _, p = question_matrix(obs, "p")
-        return ckpts, k, np.stack([pass_at_k_exact(p, kk).mean(axis=1) for kk in k], axis=1)
-    _, n = question_matrix(obs, "n_samples")
-    _, c = question_matrix(obs, "n_correct")
-    acc = [[pass_at_k_unbiased(n[i], c[i], kk).mean() for kk in k] for i in range(len(ckpts))]
-    return ckpts, k, np.array(acc)
-
-
-def task_loss_matrix(obs, k_grid=None, source="auto"):
-    """Approach 1's target Q per checkpoint and k (nats): (checkpoints, k, Q (C, K)).
-
-    From p: Q = mean_i[-log pass@k_i], each term without underflow (passk.neg_log_pass_at_k_exact); where every
-    term is below the smallest normal double (every question solved with certainty to double precision), Q is
-    that number, 2.2e-308 nats, not 0, so a fit can use it (it cannot tell them apart); Q = 0 only where p = 1
-    on every question. From samples or aggregated pass@k, where some per-question pass@k are 0,
-    Q = -log(mean_i pass@k_i) (DESIGN.md §2.4).
-    """
-    source = choose_source(obs, source)
-    if source != "p":
-        ckpts, k, acc = pass_at_k_matrix(obs, k_grid, source)
-        _positive(obs, ckpts.index, k, acc)
-        return ckpts, k, -np.log(acc)
-    k = k_grid_for(obs, k_grid, source)
-    ckpts, p = question_matrix(obs, "p")
-    Q = np.stack([neg_log_pass_at_k_exact(p, kk).mean(axis=1) for kk in k], axis=1)
-    uncertain = np.any(p < 1, axis=1, keepdims=True)  # then Q > 0 exactly, however small
-    return ckpts, k, np.where(uncertain, np.maximum(Q, np.finfo(float).tiny), Q)
-
-
-def _positive(obs, names, k, acc):
-    zero = np.argwhere(~(acc > 0))
-    if len(zero):
-        i, j = zero[0]
-        raise ValueError(f"{obs.path}: checkpoint {names[i]!r} solves no question at k = {k[j]:g}, so its task loss "
-                         "-log(pass@k) is infinite; drop the checkpoint, draw more samples, or use larger k only")
 
 
 def likelihood_data(obs, source="auto"):

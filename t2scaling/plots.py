@@ -27,7 +27,10 @@ from matplotlib.lines import Line2D
 
 from t2scaling import flops
 from t2scaling.atomic import atomic_file
-from t2scaling.laws import T2_LAWS
+from t2scaling.frontier import isoflop_optima
+from t2scaling.laws import CHINCHILLA_PREFERENCE, T2_LAWS
+from t2scaling.measure import fitted_target, macro_at_k
+from t2scaling.observations import checkpoints, read_table
 from t2scaling.units import format_flops, format_params, format_sci
 
 logger = logging.getLogger(__name__)
@@ -144,23 +147,6 @@ def save(fig, path):
             fig.savefig(tmp, format=target.suffix[1:])
 
 
-def observed_metric(observations, fit, k_grid):
-    """What `fit` was fitted to, per checkpoint: (checkpoints frame with N, D; k (K,); values (C, K)).
-
-    Chinchilla: mean task NLL (nats, one column); Approach 1: task loss -log pass@k; Approach 2: mean pass@k.
-    """
-    from t2scaling import observations as obs_mod
-
-    obs = obs_mod.read_table(observations) if isinstance(observations, (str, os.PathLike)) else observations
-    source = fit.options.get("source", "auto")
-    if fit.law == "chinchilla":
-        N, D, loss, _ = obs_mod.loss_points(obs)
-        return pd.DataFrame({"N": N, "D": D}), np.ones(1), np.asarray(loss)[:, None]
-    if fit.metric == "accuracy":
-        return obs_mod.pass_at_k_matrix(obs, k_grid, source)
-    return obs_mod.task_loss_matrix(obs, k_grid, source)
-
-
 @styled
 def plot_fit_quality(observations, fit, k_grid, out_path):
     """Observed metric vs k per checkpoint (points) and the fitted law at the same (N, D) (lines), with residuals;
@@ -170,8 +156,9 @@ def plot_fit_quality(observations, fit, k_grid, out_path):
         from t2scaling.fitresult import load_fit
 
         fit = load_fit(fit)
-    ckpts, k, values = observed_metric(observations, fit, k_grid)
-    N, D = ckpts["N"].to_numpy(float), ckpts["D"].to_numpy(float)
+    obs = read_table(observations) if isinstance(observations, (str, os.PathLike)) else observations
+    _, N, D, k, values = fitted_target(obs, fit.law, k_grid, fit.options.get("source", "auto"))
+    N, D = np.asarray(N, float), np.asarray(D, float)
     sizes = np.unique(N)
     colours = dict(zip(sizes, matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, len(sizes)))))
     fig, (ax, res) = new_figure(1, 2, figsize=(7.0, 2.8), gridspec_kw={"width_ratios": [3, 2]})
@@ -293,17 +280,12 @@ def plot_isoflop_profiles(tasks, levels, c_inf, out_path, title=None):
     Returns a frame of everything marked: task, law, row, c_train, c_inf, kind (measured | optimum | chinchilla),
     checkpoint, N, D, k, metric.
     """
-    from t2scaling import frontier as frontier_mod
-    from t2scaling import observations as obs_mod
-    from t2scaling.measure import at_k
-    from t2scaling.tables import CHINCHILLA_PREFERENCE
-
     if not tasks:
         raise ValueError("plot_isoflop_profiles: no tasks given; pass {task: (observations, {law: fit})}")
     if not levels:
         raise ValueError("plot_isoflop_profiles: no isoFLOP levels given; pass [(c_train, [checkpoint, ...]), ...]")
     names = list(tasks)
-    obs = {t: obs_mod.read_table(o) if isinstance(o, (str, os.PathLike)) else o for t, (o, _) in tasks.items()}
+    obs = {t: read_table(o) if isinstance(o, (str, os.PathLike)) else o for t, (o, _) in tasks.items()}
     fits = {t: f for t, (_, f) in tasks.items()}
     laws = [law for law in T2_LAWS if all(law in fits[t] for t in names)]
     if not laws:
@@ -314,24 +296,14 @@ def plot_isoflop_profiles(tasks, levels, c_inf, out_path, title=None):
     c_train = np.array([float(c) for c, _ in levels])
     order = np.argsort(c_train)
     levels, c_train = [levels[i] for i in order], c_train[order]
-
-    def front(law):
-        table = frontier_mod.frontier([fits[t][law] for t in names], c_train=c_train, c_inf=[c_inf], macro=macro,
-                                      bands=False)
-        assert np.allclose(table["c_train"], c_train, rtol=1e-12), "frontier rows follow c_train order"
-        return table
-
-    frontiers = {law: front(law) for law in laws}
-    ref = next((a for a in CHINCHILLA_PREFERENCE if all(a in fits[t] for t in names)), laws[0])
-    chin_N = (front(ref) if ref not in frontiers else frontiers[ref])["chinchilla_N"].to_numpy()
+    frontiers, chin_N, ref = isoflop_optima(fits, laws, c_train, c_inf)
 
     def predict(law, N, D, k):
         return sum(fits[t][law].predict(N, D, k) for t in names) / len(names)
 
-    sizes = obs_mod.checkpoints(obs[names[0]])
+    sizes = checkpoints(obs[names[0]])
     for t in names:
-        have = obs_mod.checkpoints(obs[t]).index
-        absent = sorted({str(n) for _, cells in levels for n in cells} - set(have))
+        absent = sorted({str(n) for _, cells in levels for n in cells} - set(checkpoints(obs[t]).index))
         if absent:
             raise ValueError(f"{obs[t].path}: isoFLOP checkpoints {absent[:5]} are not in the observations of task "
                              f"{t!r}; evaluate them on this task or drop them from the levels")
@@ -339,19 +311,11 @@ def plot_isoflop_profiles(tasks, levels, c_inf, out_path, title=None):
     def measured(law, cells, k_of_N):
         """Mean over tasks of the measured metric, checkpoints measurable on every task."""
         cells = [str(c) for c in cells]
-        k = k_of_N(sizes.loc[cells, "N"].to_numpy(float))
-        parts = []
-        for t in names:
-            fit = fits[t][law]
-            m = at_k(obs[t], cells, k, fit.metric, fit.options.get("source", "auto"), missing="drop")
-            for name, why in m.attrs["dropped"].items():
-                logger.warning("%s: %s: checkpoint %r %s; it is left out of the isoFLOP figure", obs[t].path,
-                               law, name, why)
-            parts.append(m)
-        common = [c for c in cells if all(c in m.index for m in parts)]
-        out = parts[0].loc[common, ["N", "D", "k"]].copy()
-        out["metric"] = sum(m.loc[common, "value"].to_numpy() for m in parts) / len(parts)
-        return out
+        seen = macro_at_k({t: (obs[t], fits[t][law]) for t in names}, cells,
+                          k_of_N(sizes.loc[cells, "N"].to_numpy(float)))
+        for path, name, why in seen.attrs["dropped"]:
+            logger.warning("%s: %s: checkpoint %r %s; it is left out of the isoFLOP figure", path, law, name, why)
+        return seen
 
     colours, mappable = _level_colours(c_train)
     rows = [("k = 1", lambda N: np.ones_like(N)), ("k = C_inf/(2N)", lambda N: flops.samples_at(c_inf, N))]
@@ -432,17 +396,12 @@ def plot_isoflop_files(observations, fit_paths, levels, c_inf, out_path):
 
 
 def write_frontier_comparison(frontiers, c_train, c_inf, csv_path, md_path, plot_path, html_path=None):
-    """Rule posttrain_compare: `tables.frontier_comparison` of {variant: [frontier CSVs]} (base first) into
-    csv_path and md_path, and the variants' frontiers plotted into plot_path; returns the table."""
-    from t2scaling.tables import frontier_comparison, write_table
+    """Rule posttrain_compare (a wrapper makes one library call): the comparison table of {variant: [frontier
+    CSVs]} (`tables.write_comparison`) and the variants' frontiers drawn into plot_path; returns the table."""
+    from t2scaling.tables import write_comparison
 
-    frontiers = {variant: list(paths) for variant, paths in frontiers.items()}
-    table = frontier_comparison(frontiers, c_train, c_inf)
-    write_table(table, csv_path, md_path, html_path=html_path,
-                title="Optimal tokens per parameter, base vs post-trained, "
-                      f"C_inf = {format_flops(c_inf)} per served token")
+    table = write_comparison(frontiers, c_train, c_inf, csv_path, md_path, html_path)
     plot_variant_frontiers(frontiers, plot_path, c_inf)
-    logger.info("post-training comparison of %s: %d rows", ", ".join(frontiers), len(table))
     return table
 
 
@@ -603,22 +562,9 @@ def plot_variant_frontiers(frontiers, out_path, c_inf):
     frontiers: {variant: [frontier CSV, ...]} (P1 tables of frontier.write_csv); c_inf: FLOPs per served token.
     Colour per T² approach, linestyle per variant; the Chinchilla k = 1 optimum in black and 20 tokens/param in
     gray."""
-    from t2scaling.tables import BUDGET_RTOL, CHINCHILLA_PREFERENCE, read_frontier
+    from t2scaling.tables import variant_frontiers
 
-    if not frontiers:
-        raise ValueError("plot_variant_frontiers: no variants given; pass {variant: [frontier CSVs]}")
-    parts = []
-    for variant, paths in frontiers.items():
-        for path in paths:
-            table = read_frontier(path)
-            table = table[table["problem"] == "P1"]
-            hit = np.isclose(table["c_inf"].to_numpy(float), c_inf, rtol=BUDGET_RTOL, atol=0.0)
-            if not hit.any():
-                have = ", ".join(f"{v:.4g}" for v in sorted(table["c_inf"].unique()))
-                raise ValueError(f"{path}: no P1 rows at c_inf = {c_inf:.4g}; it has c_inf = [{have}]. Re-run the "
-                                 "frontier with that inference budget")
-            parts.append(table[hit & table["feasible"].astype(bool)].assign(variant=variant))
-    table = pd.concat(parts, ignore_index=True)
+    table = variant_frontiers(frontiers, c_inf)
     tasks = list(dict.fromkeys(table["task"]))
     variants = list(frontiers)
     styles = {v: VARIANT_LINESTYLES.get(v, C_INF_LINESTYLES[(i + 3) % len(C_INF_LINESTYLES)])

@@ -16,15 +16,12 @@ import pandas as pd
 from t2scaling import flops, observations as obs_mod
 from t2scaling.atomic import atomic_file
 from t2scaling.bootstrap import question_bootstrap
-from t2scaling.laws import CHINCHILLA_STAND_INS
+from t2scaling.laws import CHINCHILLA_PREFERENCE
 from t2scaling.measure import at_k
 from t2scaling.units import format_count, format_flops, format_number, format_sci
 
 logger = logging.getLogger(__name__)
 
-# Which law's row supplies the Chinchilla-optimal baseline when several frontier tables are given: the Chinchilla
-# fit itself, else Approach 2 (its stage 1 is Chinchilla on the task NLL), else Approach 1 (its k = 1 form).
-CHINCHILLA_PREFERENCE = ("chinchilla", *CHINCHILLA_STAND_INS)  # whose Chinchilla optimum a table quotes
 FRONTIER_COPIED = ("N_star", "tokens_per_param", "k_star", "predicted_metric")
 BUDGET_RTOL = 1e-9  # a frontier row "is" a requested budget within this relative tolerance
 # pandas >= 3 parses floats round-trip exactly (and deprecates the option); older pandas needs it asked for.
@@ -398,6 +395,25 @@ def frontier_comparison(frontiers, c_train, c_inf, base="base"):
     return table
 
 
+def variant_frontiers(frontiers, c_inf):
+    """The feasible P1 rows at inference budget c_inf (FLOPs per served token) of every variant's frontier tables,
+    with a `variant` column: what the variants' frontier figure draws. frontiers: {variant: [frontier CSV, ...]}."""
+    if not frontiers:
+        raise ValueError("variant_frontiers: no variants given; pass {variant: [frontier CSVs]}")
+    parts = []
+    for variant, paths in frontiers.items():
+        for path in paths:
+            table = read_frontier(path)
+            table = table[table["problem"] == "P1"]
+            hit = np.isclose(table["c_inf"].to_numpy(float), c_inf, rtol=BUDGET_RTOL, atol=0.0)
+            if not hit.any():
+                have = ", ".join(f"{v:.4g}" for v in sorted(table["c_inf"].unique()))
+                raise ValueError(f"{path}: no P1 rows at c_inf = {c_inf:.4g}; it has c_inf = [{have}]. Re-run the "
+                                 "frontier with that inference budget")
+            parts.append(table[hit & table["feasible"].astype(bool)].assign(variant=variant))
+    return pd.concat(parts, ignore_index=True)
+
+
 # ------------------------------------------------------------------------------------- the workflow's tables
 
 def _same_tasks(first, second, what):
@@ -448,3 +464,13 @@ def write_parameter_table(fit_paths, csv_path, md_path, html_path=None):
     logger.info("parameter table: %d rows", len(table))
     return table
 
+
+def write_comparison(frontiers, c_train, c_inf, csv_path, md_path, html_path=None):
+    """`frontier_comparison` of {variant: [frontier CSVs]} (base first) into csv_path and md_path (and HTML);
+    returns the table. The rule's job, with the figure, is `plots.write_frontier_comparison`."""
+    table = frontier_comparison(frontiers, c_train, c_inf)
+    write_table(table, csv_path, md_path, html_path=html_path,
+                title="Optimal tokens per parameter, base vs post-trained, "
+                      f"C_inf = {format_flops(c_inf)} per served token")
+    logger.info("post-training comparison of %s: %d rows", ", ".join(frontiers), len(table))
+    return table

@@ -33,7 +33,7 @@ from t2scaling.flops import n_heads, whole_steps
 from t2scaling.frontier import frontier
 from t2scaling.grid import Cell, counts_for, grid_cells, tokens_per_step
 from t2scaling.laws import CHINCHILLA_STAND_INS, T2_LAWS
-from t2scaling.measure import cell_metrics
+from t2scaling.measure import cell_metrics, target_of
 from t2scaling.passk import pass_at_k_exact
 from t2scaling.units import format_count, format_flops, format_params
 
@@ -44,9 +44,8 @@ OUT_OF_RANGE = 2.0  # warn when N* lies more than this factor outside the builda
 TOKEN_ROUNDING = 1.25  # warn when whole optimizer steps move D (and so C_train) by more than this factor
 CELL_COLUMNS = ("task", "role", "law", "cell", "width", "depth", "N", "D", "tokens_per_param", "c_train", "c_inf",
                 "k", "k_int", "feasible")
+# Each law is compared with measured_<what it is fitted to> (measure.target_of; DESIGN.md §2.3-2.5).
 MEASURED = ("measured_nll", "measured_pass_at_k", "measured_pass_at_k_int", "measured_task_loss")
-# What each law predicts, and the measured column it is compared with (DESIGN.md §2.3-2.5).
-MEASURED_FOR = {"chinchilla": "measured_nll", "approach1": "measured_task_loss", "approach2": "measured_pass_at_k"}
 
 
 # ------------------------------------------------------------------------------------------------ the shapes
@@ -275,7 +274,7 @@ def _derived(frame, laws):
     """Relative errors of each law against its measured counterpart, and gains over the chinchilla role
     (positive = better than the Chinchilla cell), within each task."""
     for law in laws:
-        measured = frame[MEASURED_FOR[law]]
+        measured = frame[f"measured_{target_of(law)}"]  # what the law is fitted to, as measured at the cell
         frame[f"rel_error_{law}"] = (frame[f"predicted_{law}"] - measured).abs() / measured
     chin = frame[frame["role"] == "chinchilla"].set_index("task")
 

@@ -14,7 +14,8 @@ from scipy.special import digamma, expit
 from t2scaling import cli, fit
 from t2scaling.fitresult import load_fit
 from t2scaling.laws import get_law
-from t2scaling.observations import likelihood_data, loss_points, pass_at_k_matrix, read_table, task_loss_matrix
+from t2scaling.measure import loss_points, pass_at_k_matrix, task_loss_matrix
+from t2scaling.observations import likelihood_data, read_table
 from t2scaling.passk import beta_pass_at_k, pass_at_k_exact
 
 CHIN = dict(A=406.4, B=410.7, E=1.69, alpha=0.34, beta=0.28)

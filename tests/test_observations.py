@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from t2scaling import measure
 from t2scaling import observations as obs_mod
-from t2scaling.observations import (collect_observations, k_grid_for, likelihood_data, loss_points,
-                                    pass_at_k_matrix, read_table, require_points, task_loss_matrix)
+from t2scaling.measure import k_grid_for, loss_points, pass_at_k_matrix, task_loss_matrix
+from t2scaling.observations import collect_observations, likelihood_data, read_table, require_points
 
 
 def per_question_frame(n_ckpt=3, n_q=4, seed=0):
@@ -301,7 +302,7 @@ def test_collect_joins_evaluations_and_validates(tmp_path):
 
 
 def test_default_k_grid():
-    assert obs_mod.DEFAULT_K_GRID == tuple(float(2**i) for i in range(11))
+    assert measure.DEFAULT_K_GRID == tuple(float(2**i) for i in range(11))
 
 
 def test_collect_joins_imported_tables_given_p_or_nll(tmp_path):

@@ -62,6 +62,17 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+DEVICE_HELP = "auto, cpu, cuda or cuda:N"
+
+
+def add_device_argument(parser):
+    """--device of the commands that run a model (eval, posttrain; train's comes with its Recipe options), the
+    pipeline's default (config schema training.device)."""
+    from t2scaling.config import schema_default
+
+    parser.add_argument("--device", default=schema_default("training.device"), help=DEVICE_HELP)
+
+
 def error_text(err):
     """One line for an exception; a KeyError's message without the quotes str() adds."""
     if isinstance(err, KeyError) and len(err.args) == 1 and isinstance(err.args[0], str):

@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+from t2scaling.cli import add_device_argument
 from t2scaling.evaluate import evaluate_task
 
 
@@ -28,7 +29,7 @@ def add_arguments(parser):
     parser.add_argument("--limit", type=int, help="evaluate only the first N test questions")
     parser.add_argument("--seed", type=int, default=schema_default("seed"),
                         help="seed of the samples (sampling mode; each question has its own stream)")
-    parser.add_argument("--device", default=schema_default("training.device"), help="auto, cpu, cuda or cuda:N")
+    add_device_argument(parser)
 
 
 def run(args):

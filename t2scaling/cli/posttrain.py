@@ -2,6 +2,7 @@
 
 import logging
 
+from t2scaling.cli import add_device_argument
 from t2scaling.posttrain import MODES, posttrain
 
 
@@ -21,8 +22,9 @@ def add_arguments(parser):
                         help="constant AdamW learning rate")
     parser.add_argument("--max-steps", type=int, default=schema_default("posttrain.max_steps"),
                         help="cap on the number of steps")
-    parser.add_argument("--seed", type=int, default=schema_default("seed"), help="seed of the example order (and of any dropout)")
-    parser.add_argument("--device", default=schema_default("training.device"), help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--seed", type=int, default=schema_default("seed"),
+                        help="seed of the example order (and of any dropout)")
+    add_device_argument(parser)
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
     parser.add_argument("--log", dest="log_path", help="JSONL log of per-step losses")
 

@@ -6,6 +6,7 @@ import os
 
 import torch.distributed as dist
 
+from t2scaling.cli import DEVICE_HELP
 from t2scaling.train.cell import train_cell
 from t2scaling.train.schedule import SCHEDULES
 from t2scaling.train.session import _CLI_OPTIONS, Recipe
@@ -25,7 +26,7 @@ _CLI_HELP = {  # Recipe field -> help text of its --field-name flag (the Recipe 
     "head_dim": "channels per attention head (must divide --width)",
     "ffn_multiple": "round the SwiGLU hidden size d_ff up to a multiple of this",
     "vocab_size": "embedding rows (default: the tokenizer's size; never fewer)",
-    "device": "auto, cpu, cuda or cuda:N",
+    "device": DEVICE_HELP,
     "precision": "auto (bf16 autocast where the device has native bf16, else fp32), bf16 or fp32",
     "threads": "CPU threads for torch (default: OMP_NUM_THREADS or torch's choice)",
     "checkpoint_every_s": "seconds between saves of the resumable state",

@@ -14,7 +14,7 @@ import logging
 
 import numpy as np
 
-from t2scaling import observations
+from t2scaling import measure, observations
 from t2scaling.fit.approach1 import fit_approach1
 from t2scaling.fit.approach2 import fit_approach2
 from t2scaling.fit.beta import fit_beta_chinchilla
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 VARIANTS = {name: law.variants for name, law in LAWS.items() if law.variants}  # law -> its fits, default first
 PER_QUESTION_LAWS = ("approach2", "beta_chinchilla")  # fitted to per-question data
-DEFAULT_K_GRID = observations.DEFAULT_K_GRID
+DEFAULT_K_GRID = measure.DEFAULT_K_GRID
 
 
 def fit_table(law, table_path, out_path=None, *, task="", columns=None, k_grid=None, restarts=None, bootstrap=0,
@@ -72,26 +72,21 @@ def fit_observations(law, obs, *, task="", k_grid=None, restarts=None, bootstrap
     variant = _variant(law, variant, label)
     require_form(law, obs, label)
     common = dict(task=task, label=label, bootstrap=bootstrap, seed=seed, allow_unconverged=allow_unconverged)
-    used = "loss"
+    used = "loss" if law == "chinchilla" else observations.choose_source(obs, source)
     if law == "chinchilla":
-        N, D, L, var = observations.loss_points(obs)
+        N, D, L, var = measure.loss_points(obs)  # the fitted target (measure.target_of) with its variance
         result = fit_chinchilla(N, D, L, variant=variant, variance=var, **common)
     elif law == "approach1":
-        used = observations.choose_source(obs, source)
-        ckpts, k, Q = observations.task_loss_matrix(obs, k_grid, used)
-        _require_task_loss(label, ckpts.index, k, Q)
-        result = fit_approach1(ckpts["N"].to_numpy()[:, None], ckpts["D"].to_numpy()[:, None], k[None, :], Q,
-                               restarts=restarts, **common)
+        names, N, D, k, Q = measure.fitted_target(obs, law, k_grid, used)
+        _require_task_loss(label, names, k, Q)
+        result = fit_approach1(N[:, None], D[:, None], k[None, :], Q, restarts=restarts, **common)
     elif law == "beta_chinchilla":
-        used = observations.choose_source(obs, source)
-        ckpts, k, acc = observations.pass_at_k_matrix(obs, _with_one(observations.k_grid_for(obs, k_grid, used)),
-                                                      used)
-        result = fit_beta_chinchilla(ckpts["N"].to_numpy(), ckpts["D"].to_numpy(), k, acc,
-                                     observations.likelihood_data(obs, used)[1], restarts=restarts, **common)
+        _, N, D, k, acc = measure.fitted_target(obs, law, _with_one(measure.k_grid_for(obs, k_grid, used)), used)
+        result = fit_beta_chinchilla(N, D, k, acc, observations.likelihood_data(obs, used)[1], restarts=restarts,
+                                     **common)
     else:
-        used = observations.choose_source(obs, source)
-        N, D, nll, var = observations.loss_points(obs)
-        ckpts, k, acc = observations.pass_at_k_matrix(obs, k_grid, used)
+        N, D, nll, var = measure.loss_points(obs)  # stage 1: Chinchilla on the task NLL
+        _, _, _, k, acc = measure.fitted_target(obs, law, k_grid, used)
         likelihood = observations.likelihood_data(obs, used)[1] if variant == "likelihood" else None
         result = fit_approach2(N, D, nll, k, acc, variant=variant, likelihood=likelihood, stage1=stage1,
                                nll_variance=var, restarts=restarts, **common)
@@ -110,6 +105,6 @@ def _require_task_loss(label, names, k, Q):
     zero = np.argwhere(~(Q > 0))
     if len(zero):
         i, j = zero[0]
-        raise ValueError(f"{label}: checkpoint {names[i]!r} solves every question with certainty at k = {k[j]:g}, so "
+        raise ValueError(f"{label}: checkpoint {str(names[i])!r} solves every question with certainty at k = {k[j]:g}, so "
                          "its task loss -log(pass@k) is 0, which Approach 1 cannot fit; drop the checkpoint or leave "
                          "that k out of the k grid (--k-grid)")

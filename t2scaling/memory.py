@@ -10,6 +10,7 @@ import math
 from t2scaling.flops import model_counts
 
 LOSS_CHUNK_ELEMENTS = 2 ** 26  # fp32 elements of one chunk of train.CrossEntropyZLoss (256 MiB)
+LOSS_KEEP_ELEMENTS = 2 ** 23  # logits up to this many elements keep their fp32 exponentials for the backward
 LOSS_CHUNK_MIN_ROWS = 16  # CUDA sums a row differently in a tensor of fewer rows (CPU: in a one-row tensor)
 FIXED_OVERHEAD_BYTES = 2 ** 30  # CUDA context and cuBLAS/NCCL workspaces on a GPU; the Python/torch runtime on CPU
 FRAGMENTATION = 0.10  # share of the tensors' bytes lost to the caching allocator's fragmentation
@@ -52,7 +53,7 @@ def training_memory(width, depth, *, vocab_size, seq_len, micro_batch_size, head
                    bf16 also autocast's bf16 copies of the weight matrices (2 bytes per parameter of N), which the
                    backward keeps.
       logits       the logits in the compute dtype and their gradient, and one fp32 chunk of the loss
-                   (`loss_chunks`)
+                   (`loss_chunks`; logits of at most LOSS_KEEP_ELEMENTS keep it from forward to backward)
       workspace    FIXED_OVERHEAD_BYTES plus FRAGMENTATION of the above
       total        the sum
     """

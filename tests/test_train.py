@@ -243,6 +243,28 @@ def test_chunked_loss_holds_at_most_one_chunk_in_fp32(monkeypatch):
     assert logits.grad.dtype == torch.bfloat16
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_small_logits_keep_their_exponentials_and_give_the_recomputed_gradient(monkeypatch, dtype):
+    """Logits of at most LOSS_KEEP_ELEMENTS reuse the forward's exponentials in the backward (a tiny CPU model's
+    step is ~25 % faster): bitwise the gradient that recomputing them gives, also on a second backward."""
+    torch.manual_seed(0)
+    logits = (3 * torch.randn(4, 64, 1024)).to(dtype)
+    targets = torch.randint(0, 1024, (4, 64))
+    assert logits.numel() <= M.LOSS_KEEP_ELEMENTS
+    kept = loss_and_grad(T.CrossEntropyZLoss, logits, targets)
+    leaf = logits.detach().clone().requires_grad_()
+    nll, z = T.CrossEntropyZLoss.apply(leaf, targets)
+    (0.7 * nll + 0.3 * z).backward(retain_graph=True)
+    first = leaf.grad.clone()
+    leaf.grad = None
+    (0.7 * nll + 0.3 * z).backward()  # the kept exponentials were used up: recomputed
+    assert torch.equal(leaf.grad, first)
+    monkeypatch.setattr(T.loop, "LOSS_KEEP_ELEMENTS", 0)
+    recomputed = loss_and_grad(T.CrossEntropyZLoss, logits, targets)
+    assert_bitwise(kept, recomputed)
+    assert torch.equal(first, recomputed[2])
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("rows", [4096, 2 * 1330 + 7])  # paper scale: a last partial chunk; a merged remainder

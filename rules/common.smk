@@ -299,6 +299,11 @@ def checkpoint_mem_mb(fine_tune=False):
     return get
 
 
+# The path to `validate`'s plan (the grid's trainings and evaluations, the task fits, the plan) runs first: the
+# plan's own trainings then start as soon as the fits exist, while post-training, plots and tables fill the
+# other cores. Only the order of jobs changes, never what they compute.
+CRITICAL_PATH_PRIORITY = 10
+
 # A checkpoint job on a GPU gets training.threads CPUs (tokenising, data loading); on CPU one thread each, so
 # that a workstation runs one job per core and a cluster job computes exactly what a local one does.
 CHECKPOINT_JOB_THREADS = (

@@ -8,6 +8,7 @@ rule evaluate:
         "logs/evaluate/{task}/{cell}.log",
     benchmark:
         "benchmarks_out/evaluate/{task}/{cell}.tsv"
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../envs/torch.yaml"
     threads: CHECKPOINT_JOB_THREADS

@@ -7,6 +7,7 @@ rule collect:
         "results/tasks/{task}/observations.parquet",
     log:
         "logs/collect/{task}.log",
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../envs/fit.yaml"
     params:
@@ -26,6 +27,7 @@ rule fit:
         "logs/fit/{task}/{law}.log",
     benchmark:
         "benchmarks_out/fit/{task}/{law}.tsv"
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../envs/fit.yaml"
     params:

@@ -47,6 +47,7 @@ use rule evaluate as posttrain_evaluate with:
         "logs/posttrain/{mode}/evaluate/{task}/{cell}.log",
     benchmark:
         "benchmarks_out/posttrain/{mode}/evaluate/{task}/{cell}.tsv"
+    priority: 0
     group:
         "posttrain"
     params:
@@ -62,6 +63,7 @@ use rule collect as posttrain_collect with:
         "results/posttrain/{mode}/tasks/{task}/observations.parquet",
     log:
         "logs/posttrain/{mode}/collect/{task}.log",
+    priority: 0
 
 
 use rule fit as posttrain_fit with:
@@ -74,6 +76,7 @@ use rule fit as posttrain_fit with:
         "logs/posttrain/{mode}/fit/{task}/{law}.log",
     benchmark:
         "benchmarks_out/posttrain/{mode}/fit/{task}/{law}.tsv"
+    priority: 0
 
 
 use rule frontier as posttrain_frontier with:

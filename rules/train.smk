@@ -9,6 +9,7 @@ rule train:
         "logs/train/{cell}.log",
     benchmark:
         "benchmarks_out/train/{cell}.tsv"
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../envs/torch.yaml"
     threads: config["training"]["threads"]

@@ -11,6 +11,7 @@ checkpoint validation_plan:
         "results/validate/plan.json",
     log:
         "logs/validate/plan.log",
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../envs/fit.yaml"
     params:

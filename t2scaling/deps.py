@@ -1,9 +1,10 @@
 """What a workflow job depends on besides its input files (DESIGN.md §4.2, README "Incremental re-runs").
 
 - `library_files`: the library files a `script:` wrapper runs, from its imports and theirs (by `ast`, imports
-  inside functions included, since the library imports lazily); `script_files`: the wrapper and the helpers
-  next to it. The cheap stages declare both as inputs, so editing a module or a wrapper re-runs exactly the
-  rules that run it (profiles/default drops Snakemake's own script-mtime trigger, which would also retrain).
+  inside functions included, since the library imports lazily; a `call(snakemake, "t2scaling.x:f", ...)` counts
+  as an import of t2scaling.x); `script_files`: the wrapper and the helpers next to it. The cheap stages
+  declare both as inputs, so editing a module or a wrapper re-runs exactly the rules that run it
+  (profiles/default drops Snakemake's own script-mtime trigger, which would also retrain).
 - `constant`: a module-level literal read without importing its module, e.g. the stage versions of
   `t2scaling.versions`, which key the expensive stages instead of their source.
 - `project` and `undeclared`: a config narrowed to the keys a rule declares, and the config keys nobody
@@ -40,7 +41,8 @@ def _module_file(name, package_dir):
 def imported_modules(path, package=PACKAGE):
     """Names of the `package` modules a Python file imports anywhere in it (module level, functions, branches):
     `import t2scaling.x`, `from t2scaling.x import y`, `from t2scaling import x` (as t2scaling.x) and relative
-    imports inside the package. Dynamic imports (importlib) are not seen."""
+    imports inside the package, and the module of a job-server call's target (`call(snakemake, "t2scaling.x:f",
+    ...)` as t2scaling.x). Other dynamic imports (importlib) are not seen."""
     out = set()
     for node in ast.walk(_parse(path)):
         if isinstance(node, ast.Import):
@@ -50,10 +52,24 @@ def imported_modules(path, package=PACKAGE):
             if node.level:  # relative: the package is flat, so `.` is the package itself
                 base = f"{package}.{base}" if base else package
             names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        elif target := _call_target(node):
+            names = [target]
         else:
             continue
         out.update(name for name in names if name == package or name.startswith(package + "."))
     return out
+
+
+def _call_target(node):
+    """"x.y" of `call(snakemake, "x.y:function", ...)` (a wrapper's job-server call, workflow_scripts/_setup.py),
+    else None: the call imports module x.y as surely as `from x.y import function` would."""
+    if not isinstance(node, ast.Call) or len(node.args) < 2:
+        return None
+    func, target = node.func, node.args[1]
+    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+    if name == "call" and isinstance(target, ast.Constant) and isinstance(target.value, str) and ":" in target.value:
+        return target.value.partition(":")[0]
+    return None
 
 
 def script_files(script):

@@ -1,17 +1,21 @@
-"""How a workflow job runs its one library call: the job's log, and a warm fork server for light torch jobs.
+"""How a workflow job runs its one library call: the job's log, and a warm fork server for every light job.
 
 An evaluation, validation-loss or post-training job on a grid of small models computes for well under a second
 to a few seconds (a training job for tens of seconds), but a fresh interpreter spends ~5 s importing torch and
-transformers. Keeping one job per
-(task, checkpoint) is what makes incremental runs cheap, so instead of batching jobs, light jobs share a warm
-interpreter: the first one on a machine starts a *job server* (a detached process that imports the heavy modules
+transformers; a fit, frontier, plot, table or collect job computes for about as long as a fresh interpreter
+spends importing pandas, scipy and matplotlib (1-2 s). Keeping one job per (task, checkpoint) and per (task, law)
+is what makes incremental runs cheap, so instead of batching jobs, every light job (torch or not: each wrapper
+that runs its library call through `_setup.call`; only the world and corpus data stages import directly) shares
+a warm interpreter: the first one on a machine starts a *job server* (a detached process that imports the heavy modules
 once and waits on a UNIX socket), and every light job sends it one call (`"module:function"`, its arguments, the
 job's log, thread count, environment and working directory). The server forks a child that runs exactly that
-call as the job would have, and sends back its exit status; the job process waits for it, so Snakemake still
+call as the job would have (same environment, working directory, torch and OpenBLAS thread counts, so the same
+bytes out), and sends back its exit status; the job process waits for it, so Snakemake still
 sees each job succeed, fail or be cancelled (a job that is killed closes its socket and the server kills the
 child's process group).
 
-The server is keyed to the host, the interpreter, PYTHONPATH and a digest of the library's source files, so an edited library
+The server is keyed to the host, the interpreter, PYTHONPATH and a digest of the library's source files (its
+subpackages included), so an edited library
 never runs in a stale server; it exits after `T2SCALING_JOB_SERVER_IDLE_S` seconds (default 60) without work.
 `T2SCALING_JOB_SERVER=off` runs every call in the job's own process, as does any job under SLURM (each job there
 has its own allocation, so there is nothing to share). Memory columns of a `benchmark:` file describe the job
@@ -37,10 +41,20 @@ import traceback
 from pathlib import Path
 
 LIBRARY = Path(__file__).resolve().parent
-# What a light job imports; the server imports it once, before any fork.
+# What a light job imports; the server imports it once, before any fork (a module that is not installed, such
+# as torch in a torch-free environment, is skipped: a job that needs it fails in its child as it would alone).
 PRELOAD = ("torch", "pandas", "transformers", "transformers.models.qwen3.modeling_qwen3",
            "transformers.models.auto.modeling_auto", "transformers.models.auto.tokenization_auto",
-           "t2scaling.data", "t2scaling.evaluate", "t2scaling.posttrain", "t2scaling.train")
+           "t2scaling.data", "t2scaling.evaluate", "t2scaling.posttrain", "t2scaling.train",
+           # the torch-free jobs: fits, frontiers, plots (Figure + the Agg canvas; no pyplot), tables, collect
+           "numpy", "scipy.optimize", "scipy.special", "pyarrow.parquet", "matplotlib",
+           "matplotlib.figure", "matplotlib.backends.backend_agg", "t2scaling.observations", "t2scaling.measure",
+           "t2scaling.fit", "t2scaling.frontier", "t2scaling.plots", "t2scaling.tables", "t2scaling.extrapolate",
+           "t2scaling.validate", "t2scaling.tasks", "t2scaling.inputs")
+# Thread-count variables of the BLAS/OpenMP libraries: 1 in the server, so that no thread pool exists before a
+# fork; a child sets its job's count (Snakemake sets them all to the job's `threads` for a fresh job process).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 PROGRESS_EVERY_S = 10.0  # seconds between the progress lines a job's log gets instead of a tqdm bar
 START_TIMEOUT_S = 300  # a cold start on a network filesystem can take a minute
 log = logging.getLogger(__name__)
@@ -89,6 +103,27 @@ def run_here(target, args=(), kwargs=None, *, threads=None):
     return _resolve(target)(*args, **(kwargs or {}))
 
 
+def _set_blas_threads(threads):
+    """Give every OpenBLAS loaded in this process (numpy's, scipy's) `threads` threads, as a fresh job process
+    started with OPENBLAS_NUM_THREADS=threads has them: a job-server child computes what that process would."""
+    import ctypes
+
+    with contextlib.suppress(ValueError, TypeError):
+        threads = int(threads)
+    if not isinstance(threads, int) or threads < 1:
+        return
+    with contextlib.suppress(OSError):
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.rsplit("/", 1)[-1].lower()}
+        for path in sorted(paths):
+            with contextlib.suppress(OSError):
+                lib = ctypes.CDLL(path)
+                for symbol in ("openblas_set_num_threads", "openblas_set_num_threads64_",
+                               "scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_"):
+                    if hasattr(lib, symbol):
+                        getattr(lib, symbol)(ctypes.c_int(threads))
+
+
 # --------------------------------------------------------------------------------------------- client side
 
 def enabled():
@@ -106,8 +141,8 @@ def server_key():
     """Host, interpreter and library-source digest: a server only ever runs the code this job would run."""
     where = f"{socket.gethostname()}\0{sys.executable}\0{LIBRARY}\0{os.environ.get('PYTHONPATH', '')}"
     digest = hashlib.sha256(where.encode())
-    for path in sorted(LIBRARY.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in sorted(LIBRARY.rglob("*.py")):  # subpackages (t2scaling/fit, t2scaling/train) included
+        digest.update(path.relative_to(LIBRARY).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -247,10 +282,17 @@ def serve(address, idle_s=None):
     idle_s = float(os.environ.get("T2SCALING_JOB_SERVER_IDLE_S", 60) if idle_s is None else idle_s)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s job server %(process)d: %(message)s")
     t0 = time.perf_counter()
+    os.environ.update(dict.fromkeys(THREAD_VARIABLES, "1"))  # read by the libraries as they load, just below
+    imported = []
     for module in PRELOAD:
-        importlib.import_module(module)
-    sys.modules["torch"].set_num_threads(1)  # no thread pool before fork; each child sets its own count
-    log.info("imported %s in %.1f s; serving %s", ", ".join(PRELOAD), time.perf_counter() - t0, address)
+        try:
+            importlib.import_module(module)
+            imported.append(module)
+        except ImportError as err:
+            log.info("not preloading %s: %s", module, err)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)  # no thread pool before fork; each child sets its own count
+    log.info("imported %s in %.1f s; serving %s", ", ".join(imported), time.perf_counter() - t0, address)
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(os.fspath(address))
@@ -327,6 +369,7 @@ def _start_child(conn, listener, selector, children):
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        _set_blas_threads(request["env"].get("OPENBLAS_NUM_THREADS") or request["threads"] or 1)
         job_log = open_job_log(request["log_path"], request["name"], request["wildcards"])
         job_log.info("running %s in job-server child %d", request["target"], os.getpid())
         try:

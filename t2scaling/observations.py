@@ -385,6 +385,7 @@ def collect_observations(evals, sizes, out_path, imported=()):
     validate(Observations(str(out_path), "per_question", table.copy(), ""))  # across files: ids, question sets
     with atomic_file(out_path) as tmp, open(tmp, "wb") as fh:
         table.to_parquet(fh, index=False)
+    logger.info("%s: %d observation rows from %d checkpoints", out_path, len(table), table["checkpoint"].nunique())
     return table
 
 

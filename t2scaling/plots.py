@@ -186,6 +186,7 @@ def plot_fit_quality(observations, fit, k_grid, out_path):
     fig.legend(handles=handles, loc="outside right upper", frameon=False, title="model size N",
                title_fontsize=7, ncols=-(-len(sizes) // 14))
     save(fig, out_path)
+    logger.info("fit-quality plot of %s (%s): %s", fit.law, fit.task, out_path)
 
 
 def _split_by_range(ax, x, y, extrapolated, **style):
@@ -249,6 +250,7 @@ def plot_frontiers(frontier_csvs, out_path, c_inf=None):
                 Line2D([], [], color="dimgray", lw=0.9, ls="--", label="dashed: extrapolated")]
     fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
     save(fig, out_path)
+    logger.info("frontier plot from %d frontier tables: %s", len(frontier_csvs), out_path)
 
 
 # ---------------------------------------------------------------------------------------- isoFLOP profiles

@@ -94,6 +94,23 @@ def test_call_runs_in_a_warm_child_with_the_jobs_settings(server_env, tmp_path, 
 
 
 @pytest.mark.slow
+def test_a_child_computes_what_a_fresh_job_process_computes(server_env, tmp_path, monkeypatch):
+    # Snakemake starts a job with OMP/OPENBLAS_NUM_THREADS = its threads; the server imports numpy and scipy with
+    # 1 (no thread pool before a fork) and each child sets its job's count, so a fit comes out bit for bit the same.
+    for threads in (1, 2):
+        for name in jobs.THREAD_VARIABLES:
+            monkeypatch.setenv(name, str(threads))
+        status = jobs.submit("job_targets:numerics", (str(tmp_path / f"child{threads}.json"),),
+                             log_path=tmp_path / "numerics.log", name="fit", threads=threads)
+        assert status == 0
+        subprocess.run([sys.executable, "-c", "import sys, job_targets; job_targets.numerics(sys.argv[1])",
+                       str(tmp_path / f"fresh{threads}.json")], check=True)
+        child = json.loads((tmp_path / f"child{threads}.json").read_text())
+        assert child == json.loads((tmp_path / f"fresh{threads}.json").read_text())
+        assert child["blas_threads"] and set(child["blas_threads"].values()) == {threads}
+
+
+@pytest.mark.slow
 def test_failure_is_a_nonzero_status_with_the_traceback_in_the_log(server_env, tmp_path):
     log = tmp_path / "fail.log"
     assert jobs.submit("job_targets:fail", ("grid row 3 is bad",), log_path=log, name="evaluate") == 1

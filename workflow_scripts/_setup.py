@@ -14,8 +14,8 @@ def start(snakemake):
 
 
 def call(snakemake, target, *args, **kwargs):
-    """Run the light torch job `module:function(*args, **kwargs)`: in the warm job server when one can serve it
-    (t2scaling.jobs), else here. A failure exits non-zero; its traceback is in the job's log."""
+    """Run the light job `module:function(*args, **kwargs)` (torch or not): in the warm job server when one can
+    serve it (t2scaling.jobs), else here. A failure exits non-zero; its traceback is in the job's log."""
     from t2scaling import jobs
 
     if not jobs.enabled():

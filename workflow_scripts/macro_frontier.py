@@ -1,10 +1,7 @@
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)
-from _setup import start
+from _setup import call
 
-start(snakemake)
-from t2scaling.frontier import write_frontier
-
-write_frontier(list(snakemake.input.fits), snakemake.params.c_train, snakemake.params.c_inf, snakemake.output[0],
-               macro=True)
+call(snakemake, "t2scaling.frontier:write_frontier", list(snakemake.input.fits), snakemake.params.c_train,
+     snakemake.params.c_inf, snakemake.output[0], macro=True)

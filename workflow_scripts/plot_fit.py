@@ -1,10 +1,7 @@
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)
-from _setup import start
+from _setup import call
 
-log = start(snakemake)
-from t2scaling.plots import plot_fit_quality
-
-plot_fit_quality(snakemake.input.observations, snakemake.input.fit, snakemake.params.k_grid, snakemake.output[0])
-log.info("fit-quality plot of %s on %s", snakemake.wildcards.law, snakemake.wildcards.task)
+call(snakemake, "t2scaling.plots:plot_fit_quality", snakemake.input.observations, snakemake.input.fit,
+     snakemake.params.k_grid, snakemake.output[0])

@@ -1,9 +1,6 @@
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)
-from _setup import start
+from _setup import call
 
-start(snakemake)
-from t2scaling.plots import plot_checkpoint_grid
-
-plot_checkpoint_grid(snakemake.params.cells, snakemake.output[0])
+call(snakemake, "t2scaling.plots:plot_checkpoint_grid", snakemake.params.cells, snakemake.output[0])

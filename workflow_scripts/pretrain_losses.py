@@ -1,9 +1,6 @@
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)
-from _setup import start
+from _setup import call
 
-start(snakemake)
-from t2scaling.observations import write_loss_table
-
-write_loss_table(list(snakemake.input.losses), snakemake.output[0])
+call(snakemake, "t2scaling.observations:write_loss_table", list(snakemake.input.losses), snakemake.output[0])

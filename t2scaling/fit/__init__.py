@@ -42,6 +42,8 @@ def fit_table(law, table_path, out_path=None, *, task="", columns=None, k_grid=N
     if out_path:
         result.to_json(out_path)
         logger.info("%s: wrote %s", table_path, out_path)
+    logger.info("%s %s: params %s, R^2 %.4f, %.2f s", result.task, result.law, result.params, result.r2,
+                result.seconds)
     return result
 
 

@@ -65,6 +65,12 @@ def paper_4_gpus(tmp_path_factory):
     return job_resources(dry_run(tmp_path_factory.mktemp("gpus4"), paper(4)))
 
 
+@pytest.fixture(scope="module")
+def paper_1_gpu(tmp_path_factory):
+    """The paper config's dry run on one GPU (its 109 cells take ~25 s to plan: planned once for the module)."""
+    return dry_run(tmp_path_factory.mktemp("gpus1"), paper(1))
+
+
 def test_the_profile_sets_no_resource_the_config_owns():
     """Items 3-5: no gpu, runtime, memory or thread constant for train (the config's training.* decide), no
     gpu_model (a CPU config's gpu=0 would ask `--gpus=<model>:0`), and no cpus_per_task or cpus_per_gpu anywhere:
@@ -125,10 +131,10 @@ def test_train_asks_the_configs_gpus_runtime_and_cpus(paper_4_gpus):
         assert {r["gpu"] for r in paper_4_gpus[rule]} == {"1"}, rule
 
 
-def test_site_names_come_from_the_environment_and_a_missing_one_is_named(tmp_path):
+def test_site_names_come_from_the_environment_and_a_missing_one_is_named(tmp_path, paper_1_gpu):
     """Partitions and account are read from T2_SLURM_* (no edit of the profile per site); an unset one stops the
     run before any submission with the variable's name, not an sbatch error about a literal '$T2_...'."""
-    resources = job_resources(dry_run(tmp_path, paper(1)))
+    resources = job_resources(paper_1_gpu)
     assert {r["slurm_partition"] for r in resources["train"]} == {"accel"}
     assert {r["slurm_partition"] for r in resources["corpus"]} == {"short"}
     assert {r["slurm_account"] for r in resources["evaluate"]} == {"proj1"}
@@ -138,7 +144,7 @@ def test_site_names_come_from_the_environment_and_a_missing_one_is_named(tmp_pat
     assert "sbatch" not in text
 
 
-def test_each_cell_asks_the_memory_and_time_its_size_needs(tmp_path):
+def test_each_cell_asks_the_memory_and_time_its_size_needs(paper_1_gpu):
     """Issue 13: a paper cell's job asks host memory and minutes from t2scaling.memory (twice 6ND at
     training.sustained_tflops, within [runtime_min, runtime_max_min]), so both grow with N and D instead of one
     constant for all 109 cells; evaluations ask what scoring their checkpoint needs."""
@@ -147,7 +153,7 @@ def test_each_cell_asks_the_memory_and_time_its_size_needs(tmp_path):
     from t2scaling.memory import train_job
 
     config = with_defaults(paper(1))
-    text = dry_run(tmp_path, paper(1))
+    text = paper_1_gpu
     train = re.findall(r"rule train:\n.*?wildcards: cell=(\S+)\n.*?resources: (.*?)\n", text, flags=re.S)
     assert len(train) == 109
     asked = {}
@@ -172,7 +178,9 @@ class _Resources(dict):
 
 
 def test_a_cpu_config_asks_no_gpu(tmp_path):
-    resources = job_resources(dry_run(tmp_path, paper(0)))
+    config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())  # a CPU config: training.gpus = 0
+    assert config["training"].get("gpus", 0) == 0
+    resources = job_resources(dry_run(tmp_path, config))
     for rule in GPU_RULES:
         assert {r.get("gpu", "0") for r in resources[rule]} == {"0"}, rule
 
